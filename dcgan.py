@@ -1,0 +1,402 @@
+"""DCGAN: Radford, Metz & Chintala 2015, "Unsupervised Representation Learning with Deep
+Convolutional Generative Adversarial Networks" (arXiv:1511.06434).
+
+A generator G maps noise z to an image; a discriminator D outputs a logit saying "real".
+D learns to tell data from G's samples; G learns to make D say "real" (the non-saturating
+loss: G maximises log D(G(z)) rather than minimising log(1 - D(G(z))), which has no
+gradient while D still wins easily). Both are trained with Adam(lr 2e-4, betas 0.5/0.999),
+weights initialised from N(0, 0.02), batch norm in both nets, as the paper prescribes.
+
+Architectures:
+  28x28 grey (MNIST, Fashion-MNIST): the InfoGAN paper's MNIST nets (Chen et al. 2016, Table 1),
+    G: z -> FC 1024 -> FC 7x7x128 -> up-conv 64 -> up-conv 1;  D: the mirror image.
+  32x32 / 64x64 / ... RGB (CIFAR-10, a folder of images): the DCGAN paper's all-convolutional
+    nets, one stride-2 (up-)convolution per doubling of the image side.
+
+Run:
+  python dcgan.py --epochs 50                           # MNIST, downloaded to ./data if it can be
+  python dcgan.py --dataset fashion-mnist --epochs 25
+  python dcgan.py --dataset folder --image-folder ~/faces --image-size 64
+  python dcgan.py --resume runs/dcgan/<name>/checkpoints/last.pt --epochs 80
+  python sampler.py --ckpt runs/dcgan/<name>/checkpoints/last.pt
+
+Writes, under runs/dcgan/<dataset>-<time>/ (or --out):
+  samples/epoch_001.png ...   a grid from the same fixed noise after every epoch
+  progress.gif                those grids as one animation
+  losses.csv, losses.png      D and G losses, D(x) and D(G(z)), images/s
+  checkpoints/last.pt         after every epoch and on Ctrl-C; epoch_XXX.pt every --save-every
+"""
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils.parametrizations import spectral_norm
+from tqdm import tqdm
+
+import utils
+
+SCRIPT = "dcgan"
+VALUE_RANGE = (-1.0, 1.0)  # G ends in tanh; data are scaled to match
+LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake", "images_per_s"]
+
+
+# --------------------------------------------------------------------------- hyper-parameters
+def build_parser():
+    p = utils.ArgumentParser(description="DCGAN (Radford et al. 2015) on MNIST, Fashion-MNIST, CIFAR-10 or a folder.")
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "cifar10", "folder"],
+                      help="training data; mnist/fashion-mnist/cifar10 are downloaded into --data-root if missing")
+    data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
+    data.add_argument("--image-folder", default=None, help="with --dataset folder: a folder of images (class subfolders optional)")
+    data.add_argument("--image-size", type=utils.positive_int, default=None,
+                      help="side of the square images: 28 (InfoGAN nets) or a power of two >= 16 (DCGAN nets); "
+                           "default 28 for the MNIST family, 32 for CIFAR-10, 64 for a folder")
+    data.add_argument("--workers", type=int, default=4, help="DataLoader worker processes for --dataset folder")
+
+    model = p.add_argument_group("model")
+    model.add_argument("--z-dim", type=utils.positive_int, default=100, help="size of the noise vector z (paper: 100)")
+    model.add_argument("--noise", default="uniform", choices=["uniform", "normal"],
+                       help="z ~ uniform in [-1, 1] (paper) or standard normal")
+    model.add_argument("--g-width", type=utils.positive_int, default=64,
+                       help="channels of G's last up-conv; earlier layers double it (DCGAN nets only)")
+    model.add_argument("--d-width", type=utils.positive_int, default=64,
+                       help="channels of D's first conv; later layers double it (DCGAN nets only)")
+    model.add_argument("--spectral-norm", action="store_true",
+                       help="wrap every conv/linear weight of D in spectral normalisation (Miyato et al. 2018), "
+                            "bounding D's Lipschitz constant so its gradients stay useful to G")
+
+    optim = p.add_argument_group("optimisation")
+    optim.add_argument("--epochs", type=utils.positive_int, default=25, help="passes over the training data")
+    optim.add_argument("--batch-size", type=utils.positive_int, default=128, help="images per step (paper: 128)")
+    optim.add_argument("--lr-g", type=utils.positive_float, default=2e-4, help="Adam learning rate of G (paper: 2e-4)")
+    optim.add_argument("--lr-d", type=utils.positive_float, default=2e-4,
+                       help="Adam learning rate of D (paper: 2e-4); a larger one than G's is the TTUR of Heusel et al. 2017")
+    optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (paper: 0.5; 0.9 made training oscillate)")
+    optim.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
+    optim.add_argument("--real-label", type=float, default=1.0,
+                       help="target for real images in D's loss; 0.9 is one-sided label smoothing "
+                            "(Salimans et al. 2016), which keeps D from growing over-confident")
+    optim.add_argument("--steps", type=utils.positive_int, default=None,
+                       help="stop after this many optimizer steps in total (for smoke tests and benchmarks)")
+
+    run = p.add_argument_group("run")
+    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train; auto picks CUDA if present")
+    run.add_argument("--amp", action="store_true", help="bfloat16 autocast for the forward passes (fast on recent GPUs)")
+    run.add_argument("--compile", nargs="?", const="default", default=None,
+                     choices=["default", "reduce-overhead", "max-autotune"],
+                     help="torch.compile G and D; 'reduce-overhead' also captures CUDA graphs")
+    run.add_argument("--seed", type=int, default=0, help="seeds weights, noise, data order: same seed, same run")
+    run.add_argument("--out", default=None, help="run folder (default runs/dcgan/<dataset>-<time>)")
+    run.add_argument("--resume", default=None, help="checkpoint to continue from; its run folder is reused")
+    run.add_argument("--save-every", type=utils.positive_int, default=10, help="also keep checkpoints/epoch_XXX.pt every N epochs")
+    run.add_argument("--log-every", type=utils.positive_int, default=100,
+                     help="average the losses over N steps, then log them (the only host sync in the loop)")
+    run.add_argument("--sample-size", type=utils.positive_int, default=64, help="images in each per-epoch grid")
+    return p
+
+
+# flags that may change when a run is resumed; everything else must match the checkpoint
+RESUMABLE = {"epochs", "steps", "device", "amp", "compile", "data_root", "image_folder",
+             "workers", "save_every", "log_every"}
+
+
+# --------------------------------------------------------------------------- models
+def init_weights(module):
+    """DCGAN paper: all weights from N(0, 0.02); batch-norm scales from N(1, 0.02)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        nn.init.zeros_(module.bias) if module.bias is not None else None
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class InfoGANGenerator(nn.Module):
+    """28x28: z -> FC 1024, BN, ReLU -> FC 7*7*128, BN, ReLU -> 4x4 up-conv 64 /2, BN, ReLU
+    -> 4x4 up-conv C /2 -> tanh."""
+
+    def __init__(self, z_dim, channels):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(z_dim, 1024), nn.BatchNorm1d(1024), nn.ReLU(True),
+            nn.Linear(1024, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(True),
+            nn.Unflatten(1, (128, 7, 7)),
+            nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(True),  # 14x14
+            nn.ConvTranspose2d(64, channels, 4, 2, 1), nn.Tanh(),                     # 28x28
+        )
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class InfoGANDiscriminator(nn.Module):
+    """28x28: 4x4 conv 64 /2, LReLU 0.1 -> 4x4 conv 128 /2, BN, LReLU -> FC 1024, BN, LReLU -> FC 1."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, 64, 4, 2, 1), nn.LeakyReLU(0.1, True),                      # 14x14
+            nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.1, True),      # 7x7
+            nn.Flatten(),
+            nn.Linear(128 * 7 * 7, 1024), nn.BatchNorm1d(1024), nn.LeakyReLU(0.1, True),
+            nn.Linear(1024, 1),
+        )
+
+    def forward(self, x):
+        return self.net(x).view(-1)
+
+
+class DCGANGenerator(nn.Module):
+    """z as a 1x1 map -> 4x4 up-conv to 4x4 -> [4x4 up-conv /2, BN, ReLU] ... -> up-conv C /2 -> tanh.
+    Channels halve as the side doubles (512, 256, 128, 64 at 64x64, as in the paper's Figure 1)."""
+
+    def __init__(self, z_dim, channels, image_size, width):
+        super().__init__()
+        n_up = int(math.log2(image_size)) - 3  # stride-2 layers between 4x4 and the last layer
+        ch = width * 2 ** n_up
+        layers = [nn.Unflatten(1, (z_dim, 1, 1)),
+                  nn.ConvTranspose2d(z_dim, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
+        for _ in range(n_up):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class DCGANDiscriminator(nn.Module):
+    """4x4 conv /2, LReLU 0.2 (no BN on the input layer) -> [4x4 conv /2, BN, LReLU 0.2] ...
+    down to 4x4 -> 4x4 conv 1 (the logit). No pooling, no fully connected hidden layers."""
+
+    def __init__(self, channels, image_size, width):
+        super().__init__()
+        n_down = int(math.log2(image_size)) - 3
+        ch = width
+        layers = [nn.Conv2d(channels, ch, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        for _ in range(n_down):
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2), nn.LeakyReLU(0.2, True)]
+            ch *= 2
+        layers += [nn.Conv2d(ch, 1, 4, 1, 0)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x).view(-1)
+
+
+def check_image_size(size):
+    if size != 28 and (size < 16 or size & (size - 1)):
+        utils.die(f"--image-size must be 28 or a power of two >= 16, got {size}")
+
+
+def build_generator(cfg):
+    """G for a run's config (a dict of the flags); the sampler rebuilds G through this."""
+    if cfg["image_size"] == 28:
+        G = InfoGANGenerator(cfg["z_dim"], cfg["channels"])
+    else:
+        G = DCGANGenerator(cfg["z_dim"], cfg["channels"], cfg["image_size"], cfg["g_width"])
+    G.apply(init_weights)
+    return G
+
+
+def build_discriminator(cfg):
+    if cfg["image_size"] == 28:
+        D = InfoGANDiscriminator(cfg["channels"])
+    else:
+        D = DCGANDiscriminator(cfg["channels"], cfg["image_size"], cfg["d_width"])
+    D.apply(init_weights)
+    if cfg["spectral_norm"]:
+        for layer in D.modules():
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                spectral_norm(layer)
+    return D
+
+
+def sample_noise(cfg, n, device="cpu", generator=None):
+    """n noise vectors z, shaped (n, z_dim), from the run's noise distribution."""
+    if cfg["noise"] == "uniform":
+        return torch.rand(n, cfg["z_dim"], device=device, generator=generator) * 2 - 1
+    return torch.randn(n, cfg["z_dim"], device=device, generator=generator)
+
+
+# --------------------------------------------------------------------------- data
+def load_data(cfg, device):
+    """The training images: one uint8 tensor on `device` for small data sets, else an ImageFolder."""
+    if cfg["dataset"] == "folder":
+        return utils.load_image_folder(cfg["image_folder"], cfg["image_size"], cfg["channels"])
+    if cfg["dataset"] == "cifar10":
+        images = utils.load_cifar10(cfg["data_root"])
+    else:
+        images = utils.load_mnist_family(cfg["dataset"], cfg["data_root"])[0].unsqueeze(1)
+    images = images.to(device)
+    if images.shape[-1] != cfg["image_size"]:  # resize once, up front, never per batch
+        images = F.interpolate(images.float(), size=cfg["image_size"], mode="bilinear",
+                               antialias=True, align_corners=False).round().clamp(0, 255).to(torch.uint8)
+    return images
+
+
+def epoch_batches(data, cfg, epoch, start_batch, device):
+    """Yield the batches of one epoch, in [-1, 1], on `device`, from batch `start_batch` on.
+
+    The order is a permutation seeded by (seed, epoch), so a resumed run sees the very
+    batches the interrupted run would have. The last incomplete batch is dropped.
+    """
+    bs = cfg["batch_size"]
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
+    order = order[start_batch * bs: len(data) // bs * bs]
+    if isinstance(data, torch.Tensor):
+        for idx in order.to(device).split(bs):
+            yield data[idx].float().div_(127.5).sub_(1.0)
+    else:
+        loader = torch.utils.data.DataLoader(data, batch_size=bs, sampler=order.tolist(), num_workers=cfg["workers"],
+                                             pin_memory=device.type == "cuda", persistent_workers=False)
+        for images, _ in loader:
+            yield images.to(device, non_blocking=True)
+
+
+# --------------------------------------------------------------------------- training step
+def train_step(G, D, opt_g, opt_d, real, z, real_label, amp):
+    """One D update then one G update. Returns detached [d_loss, g_loss, D(x), D(G(z))]."""
+    autocast = torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=amp)
+    # D: push D(x) up to real_label and D(G(z)) down to 0
+    with autocast:
+        fake = G(z)
+        d_real_logits = D(real)
+        d_fake_logits = D(fake.detach())  # no gradient into G from D's update
+        d_loss_real = F.binary_cross_entropy_with_logits(d_real_logits, torch.full_like(d_real_logits, real_label))
+        d_loss_fake = F.binary_cross_entropy_with_logits(d_fake_logits, torch.zeros_like(d_fake_logits))
+        d_loss = d_loss_real + d_loss_fake
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+
+    # G: non-saturating loss, -log D(G(z)), through the freshly updated D
+    D.requires_grad_(False)  # G's step needs gradients w.r.t. the images, not D's weights
+    with autocast:
+        g_logits = D(fake)
+        g_loss = F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    opt_g.step()
+    D.requires_grad_(True)
+
+    return torch.stack([d_loss, g_loss, torch.sigmoid(d_real_logits).mean(),
+                        torch.sigmoid(d_fake_logits).mean()]).detach().float()
+
+
+@torch.no_grad()
+def save_samples(G, fixed_noise, path, nrow=8):
+    G.eval()  # batch norm uses its running statistics, so a grid does not depend on its batch
+    utils.save_grid(G(fixed_noise), path, nrow=nrow, value_range=VALUE_RANGE)
+    G.train()
+
+
+# --------------------------------------------------------------------------- main
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.resume:
+        ckpt = utils.load_checkpoint(args.resume, SCRIPT)
+        cfg = utils.resume_config(ckpt["cfg"], args, utils.explicit_flags(build_parser, argv), RESUMABLE)
+        run_dir = utils.make_run_dir(SCRIPT, "", out=str(Path(args.resume).resolve().parent.parent))
+    else:
+        ckpt = None
+        cfg = vars(args)
+        cfg["channels"] = 1 if cfg["dataset"] in utils.MNIST_FAMILY else 3
+        cfg["image_size"] = cfg["image_size"] or {"cifar10": 32, "folder": 64}.get(cfg["dataset"], 28)
+        run_dir = utils.make_run_dir(SCRIPT, cfg["dataset"], cfg["out"])
+    check_image_size(cfg["image_size"])
+    if not 0 < cfg["real_label"] <= 1:
+        utils.die(f"--real-label must be in (0, 1], got {cfg['real_label']}")
+    device = utils.pick_device(cfg["device"])
+    utils.seed_everything(cfg["seed"])
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+
+    data = load_data(cfg, device)
+    steps_per_epoch = len(data) // cfg["batch_size"]
+    if steps_per_epoch == 0:
+        utils.die(f"--batch-size {cfg['batch_size']} is larger than the data set ({len(data)} images)")
+
+    G, D = build_generator(cfg).to(device), build_discriminator(cfg).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=(cfg["beta1"], cfg["beta2"]))
+    fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
+    epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
+    if ckpt:
+        G.load_state_dict(ckpt["models"]["G"])
+        D.load_state_dict(ckpt["models"]["D"])
+        opt_g.load_state_dict(ckpt["optimizers"]["G"])
+        opt_d.load_state_dict(ckpt["optimizers"]["D"])
+        fixed_noise = ckpt["fixed_noise"].to(device)
+        epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
+        utils.set_rng_state(ckpt["rng"])
+    G_train, D_train = G, D
+    if cfg["compile"]:
+        G_train, D_train = torch.compile(G, mode=cfg["compile"]), torch.compile(D, mode=cfg["compile"])
+
+    log = utils.LossLog(run_dir / "losses.csv", LOSS_COLUMNS, resume_step=step if ckpt else None)
+    total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
+
+    def checkpoint(path):
+        utils.save_checkpoint({
+            "cfg": cfg, "epoch": epoch, "epoch_step": epoch_step, "step": step,
+            "models": {"G": G.state_dict(), "D": D.state_dict()},
+            "optimizers": {"G": opt_g.state_dict(), "D": opt_d.state_dict()},
+            "fixed_noise": fixed_noise, "rng": utils.rng_state(),
+        }, path, SCRIPT)
+
+    def end_of_epoch_outputs():
+        save_samples(G, fixed_noise, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
+        utils.save_gif(sorted((run_dir / "samples").glob("epoch_*.png")), run_dir / "progress.gif")
+        log.plot(run_dir / "losses.png", ["d_loss", "g_loss"])
+
+    print(f"dcgan: {cfg['dataset']} {tuple(data[0].shape)} x {len(data)} on {device}, "
+          f"{steps_per_epoch} steps/epoch, writing to {run_dir}")
+    sums, window, window_start = torch.zeros(4, device=device), 0, time.perf_counter()
+
+    def flush_log():
+        nonlocal sums, window, window_start
+        if window:
+            d_loss, g_loss, d_real, d_fake = (sums / window).tolist()  # the one host sync per window
+            rate = window * cfg["batch_size"] / (time.perf_counter() - window_start)
+            log.write(step, epoch + 1, dict(d_loss=d_loss, g_loss=g_loss, d_real=d_real, d_fake=d_fake, images_per_s=rate))
+            bar.set_postfix_str(f"D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f} {rate:.0f} img/s")
+        sums, window, window_start = torch.zeros(4, device=device), 0, time.perf_counter()
+
+    bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True)
+    try:
+        while step < total_steps:
+            for real in epoch_batches(data, cfg, epoch, epoch_step, device):
+                z = sample_noise(cfg, real.shape[0], device)
+                sums += train_step(G_train, D_train, opt_g, opt_d, real, z, cfg["real_label"], cfg["amp"])
+                step, epoch_step, window = step + 1, epoch_step + 1, window + 1
+                bar.update()
+                if window == cfg["log_every"]:
+                    flush_log()
+                if step >= total_steps:
+                    break
+            flush_log()
+            end_of_epoch_outputs()
+            if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
+                epoch, epoch_step = epoch + 1, 0
+                if epoch % cfg["save_every"] == 0:
+                    checkpoint(run_dir / "checkpoints" / f"epoch_{epoch:03d}.pt")
+            checkpoint(run_dir / "checkpoints" / "last.pt")
+    except KeyboardInterrupt:
+        bar.close()
+        flush_log()
+        checkpoint(run_dir / "checkpoints" / "last.pt")
+        utils.die(f"interrupted at step {step}; saved {run_dir / 'checkpoints' / 'last.pt'} (continue with --resume)")
+    bar.close()
+    print(f"done: {step} steps; samples, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")
+    return run_dir
+
+
+if __name__ == "__main__":
+    main()
