@@ -356,7 +356,7 @@ def main(argv=None):
         utils.save_gif(sorted((run_dir / "samples").glob("epoch_*.png")), run_dir / "progress.gif")
         log.plot(run_dir / "losses.png", ["d_loss", "g_loss"])
 
-    print(f"dcgan: {cfg['dataset']} {tuple(data[0].shape)} x {len(data)} on {device}, "
+    print(f"dcgan: {len(data)} {cfg['dataset']} images of {cfg['channels']}x{cfg['image_size']}x{cfg['image_size']} on {device}, "
           f"{steps_per_epoch} steps/epoch, writing to {run_dir}")
     sums, window, window_start = torch.zeros(4, device=device), 0, time.perf_counter()
 

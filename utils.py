@@ -24,6 +24,7 @@ import csv
 import gzip
 import io
 import os
+import pickle
 import random
 import shutil
 import sys
@@ -67,9 +68,10 @@ def positive_float(text: str) -> float:
 
 def explicit_flags(build_parser, argv) -> set[str]:
     """Names (dests) of the flags actually given in argv, defaults not counted."""
+    unset = object()  # not a string, so argparse never runs a flag's type on it
     parser = build_parser()
-    parser.set_defaults(**{a.dest: argparse.SUPPRESS for a in parser._actions if a.dest != "help"})
-    return set(vars(parser.parse_args(argv)))
+    parser.set_defaults(**{a.dest: unset for a in parser._actions if a.dest != "help"})
+    return {name for name, value in vars(parser.parse_args(argv)).items() if value is not unset}
 
 
 def resume_config(saved: dict, args: argparse.Namespace, explicit: set[str], safe: set[str]) -> dict:
@@ -106,7 +108,9 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].copy(),
+    _, keys, pos, _, _ = np.random.get_state()
+    state = {"torch": torch.get_rng_state(),  # plain tensors only, so weights_only loading works
+             "numpy": torch.from_numpy(np.append(keys, pos).astype(np.int64)),
              "python": torch.tensor(random.getstate()[1], dtype=torch.int64)}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -115,7 +119,8 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(("MT19937", np.asarray(state["numpy"], dtype=np.uint32), 624, 0, 0.0))
+    numpy_state = state["numpy"].numpy()
+    np.random.set_state(("MT19937", numpy_state[:-1].astype(np.uint32), int(numpy_state[-1]), 0, 0.0))
     random.setstate((3, tuple(int(v) for v in state["python"].tolist()), None))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"][: torch.cuda.device_count()])
@@ -174,7 +179,9 @@ def load_checkpoint(path, script: str | tuple[str, ...] | None = None) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, corrupt, pickled objects, not a torch file
-        die(f"{path} is not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
+        reason = "it holds objects other than tensors and plain data" if isinstance(exc, pickle.UnpicklingError) \
+            else f"{type(exc).__name__}: {str(exc).splitlines()[0][:100]}" if str(exc) else type(exc).__name__
+        die(f"{path} is not a readable checkpoint ({reason})")
     if not isinstance(state, dict) or state.get("repo") != REPO_ID:
         die(f"{path} is not a checkpoint written by this repository's scripts")
     if state.get("format") != CHECKPOINT_FORMAT:

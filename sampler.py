@@ -1,0 +1,140 @@
+"""Sample from any training script's checkpoint.
+
+The checkpoint names the script that wrote it (dcgan, gan_maxout, ...). The sampler imports
+that script as a module and rebuilds the generator through the script's own
+`build_generator(cfg)` and `sample_noise(cfg, n, ...)`, so no architecture lives here.
+A checkpoint trained on a GPU samples on the CPU.
+
+  python sampler.py --ckpt runs/dcgan/<name>/checkpoints/last.pt             # = sample
+  python sampler.py sample      --ckpt PATH --n 64 --nrow 8 --seed 0 --out grid.png
+  python sampler.py interpolate --ckpt PATH --rows 8 --steps 10 --mode slerp
+  python sampler.py gif         --ckpt PATH --frames 60 --n 16
+  python sampler.py export      --ckpt PATH --n 10000 --out fid_samples/     # one PNG per sample
+  python sampler.py export      --ckpt PATH --n 10000 --out samples.npz      # one uint8 array
+
+Outputs default to <run folder>/sampler/; each command prints where it wrote.
+"""
+import importlib
+import sys
+from pathlib import Path
+
+import fire
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.utils import make_grid
+
+import utils
+
+# scripts whose checkpoints this sampler reads; a checkpoint naming anything else is refused
+SCRIPTS = ("dcgan", "gan_mlp", "gan_maxout", "wgan_gp", "infogan", "bigan")
+
+
+class Generator:
+    """A checkpoint's generator, rebuilt through its own script, in eval mode."""
+
+    def __init__(self, ckpt, device="auto"):
+        state = utils.load_checkpoint(ckpt, SCRIPTS)
+        self.script = importlib.import_module(state["script"])
+        self.cfg = state["cfg"]
+        if not hasattr(self.script, "build_generator") or not self.cfg.get("image_size"):
+            utils.die(f"{ckpt}: {state['script']}.py checkpoints of this kind hold no image generator")
+        self.device = utils.pick_device(device)
+        self.G = self.script.build_generator(self.cfg)
+        self.G.load_state_dict(state["models"]["G"])
+        self.G.to(self.device).eval()
+        self.value_range = self.script.VALUE_RANGE
+        self.run_dir = Path(ckpt).resolve().parent.parent
+
+    def noise(self, n, seed):
+        generator = torch.Generator().manual_seed(seed)
+        return self.script.sample_noise(self.cfg, n, generator=generator)
+
+    @torch.no_grad()
+    def __call__(self, z, batch_size=500):
+        return torch.cat([self.G(chunk.to(self.device)).float().cpu() for chunk in z.split(batch_size)])
+
+    def out_path(self, out, default_name):
+        path = Path(out) if out else self.run_dir / "sampler" / default_name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def _check_positive(**values):
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            utils.die(f"--{name} must be a positive integer, got {value!r}")
+
+
+def slerp(z0, z1, t):
+    """Spherical interpolation: keeps the norm of z typical of the prior, unlike a straight line."""
+    omega = torch.acos((z0 / z0.norm(dim=-1, keepdim=True) * z1 / z1.norm(dim=-1, keepdim=True)).sum(-1).clamp(-1, 1))
+    so = torch.sin(omega).clamp_min(1e-8)
+    return (torch.sin((1 - t) * omega) / so).unsqueeze(-1) * z0 + (torch.sin(t * omega) / so).unsqueeze(-1) * z1
+
+
+def sample(ckpt, n=64, nrow=8, seed=0, out=None, device="auto"):
+    """Write a grid of n samples to out (default <run>/sampler/samples.png)."""
+    _check_positive(n=n, nrow=nrow)
+    gen = Generator(ckpt, device)
+    path = gen.out_path(out, "samples.png")
+    utils.save_grid(gen(gen.noise(n, seed)), path, nrow=nrow, value_range=gen.value_range)
+    return str(path)
+
+
+def interpolate(ckpt, rows=8, steps=10, mode="slerp", seed=0, out=None, device="auto"):
+    """Write a grid: each row walks from one random z to another in `steps` images."""
+    _check_positive(rows=rows, steps=steps)
+    if mode not in ("slerp", "linear"):
+        utils.die(f"--mode must be slerp or linear, got {mode!r}")
+    gen = Generator(ckpt, device)
+    ends = gen.noise(2 * rows, seed)
+    z0, z1 = ends[:rows, None], ends[rows:, None]
+    t = torch.linspace(0, 1, steps)[None, :]
+    z = slerp(z0, z1, t) if mode == "slerp" else z0 + (z1 - z0) * t[..., None]
+    path = gen.out_path(out, f"interpolate_{mode}.png")
+    utils.save_grid(gen(z.reshape(rows * steps, -1)), path, nrow=steps, value_range=gen.value_range)
+    return str(path)
+
+
+def gif(ckpt, frames=60, n=16, seed=0, fps=15, out=None, device="auto"):
+    """Write an animation: n samples whose z travel smoothly through the latent space and back."""
+    _check_positive(frames=frames, n=n)
+    gen = Generator(ckpt, device)
+    keys = gen.noise(4 * n, seed).view(4, n, -1)  # a loop through 4 key points per sample
+    nrow = max(1, int(round(n ** 0.5)))
+    images = []
+    for i in range(frames):
+        pos = 4 * i / frames
+        k, t = int(pos), torch.tensor(pos - int(pos))
+        z = slerp(keys[k], keys[(k + 1) % 4], t.expand(n))
+        grid = make_grid(gen(z), nrow=nrow, padding=2, normalize=True, value_range=gen.value_range)
+        images.append(utils.to_uint8(grid[None], (0.0, 1.0))[0])
+    path = gen.out_path(out, "walk.gif")
+    utils.save_gif(images, path, fps=fps)
+    return str(path)
+
+
+def export(ckpt, n=10000, out=None, seed=0, batch_size=500, device="auto"):
+    """Write n samples for FID tools: a folder of PNGs (pytorch-fid, torch-fidelity read it),
+    or, when out ends in .npz, one uint8 array `images` shaped (n, H, W, C)."""
+    _check_positive(n=n, batch_size=batch_size)
+    gen = Generator(ckpt, device)
+    path = gen.out_path(out, "export") if out else gen.run_dir / "sampler" / "export"
+    images = utils.to_uint8(gen(gen.noise(n, seed), batch_size), gen.value_range)
+    if path.suffix == ".npz":
+        np.savez_compressed(path, images=images)
+    else:
+        path.mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(images):
+            Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(path / f"{i:06d}.png")
+    return f"{n} samples -> {path}"
+
+
+COMMANDS = {"sample": sample, "interpolate": interpolate, "gif": gif, "export": export}
+
+if __name__ == "__main__":
+    argv = sys.argv[1:]
+    if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+        argv = ["sample", *argv]  # `python sampler.py --ckpt PATH` writes a grid
+    fire.Fire(COMMANDS, command=argv, name="sampler.py")

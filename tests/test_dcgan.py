@@ -1,0 +1,164 @@
+"""dcgan.py end to end on synthetic data: outputs, resume, reproducibility, clean errors."""
+import csv
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+import dcgan
+import utils
+from conftest import ROOT, write_idx, synthetic_digits
+
+FAST = ["--batch-size", "16", "--log-every", "1", "--sample-size", "16"]
+
+
+def run(tmp_path, mnist_root, *flags, name="run"):
+    out = tmp_path / name
+    dcgan.main(["--data-root", str(mnist_root), "--out", str(out), *FAST, *flags])
+    return out
+
+
+def losses(run_dir):
+    with open(run_dir / "losses.csv") as f:
+        return [{k: v for k, v in row.items() if k != "images_per_s"} for row in csv.DictReader(f)]
+
+
+def test_one_step_mnist_writes_samples_gif_checkpoint(tmp_path, mnist_root):
+    out = run(tmp_path, mnist_root, "--steps", "1")
+    grid = Image.open(out / "samples" / "epoch_001.png")
+    assert grid.size == (2 + 8 * 30, 2 + 2 * 30)  # 16 samples of 28x28, 8 per row, 2 px padding
+    assert Image.open(out / "progress.gif").n_frames == 1
+    assert (out / "losses.png").stat().st_size > 0
+    rows = losses(out)
+    assert len(rows) == 1 and rows[0]["step"] == "1"
+    ckpt = utils.load_checkpoint(out / "checkpoints" / "last.pt", "dcgan")
+    assert ckpt["step"] == 1 and ckpt["epoch"] == 0 and ckpt["epoch_step"] == 1
+    assert not list((out / "checkpoints").glob("*.tmp"))
+
+
+def test_one_step_image_folder_rgb(tmp_path, image_folder):
+    out = tmp_path / "folder"
+    dcgan.main(["--dataset", "folder", "--image-folder", str(image_folder), "--image-size", "32",
+                "--workers", "0", "--steps", "1", "--out", str(out), *FAST])
+    assert Image.open(out / "samples" / "epoch_001.png").size == (2 + 8 * 34, 2 + 2 * 34)
+    assert Image.open(out / "samples" / "epoch_001.png").mode == "RGB"
+    assert utils.load_checkpoint(out / "checkpoints" / "last.pt")["cfg"]["channels"] == 3
+
+
+def test_full_epochs_roll_over_and_keep_epoch_checkpoints(tmp_path, mnist_root):
+    out = run(tmp_path, mnist_root, "--epochs", "2", "--save-every", "1", "--log-every", "100")
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    assert Image.open(out / "progress.gif").n_frames == 2
+    assert {p.name for p in (out / "checkpoints").iterdir()} == {"epoch_001.pt", "epoch_002.pt", "last.pt"}
+    ckpt = utils.load_checkpoint(out / "checkpoints" / "last.pt")
+    assert (ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]) == (2, 0, 2 * (320 // 16))
+    assert [r["step"] for r in losses(out)] == ["20", "40"]  # windows flush at each epoch's end
+
+
+def test_resume_matches_uninterrupted_run(tmp_path, mnist_root):
+    straight = run(tmp_path, mnist_root, "--steps", "3", name="straight")
+    split = run(tmp_path, mnist_root, "--steps", "1", name="split")
+    dcgan.main(["--resume", str(split / "checkpoints" / "last.pt"), "--steps", "3"])
+    assert utils.load_checkpoint(split / "checkpoints" / "last.pt")["step"] == 3
+    assert losses(split) == losses(straight)
+    assert [r["step"] for r in losses(split)] == ["1", "2", "3"]
+
+
+def test_same_seed_same_losses_other_seed_differs(tmp_path, mnist_root):
+    a = losses(run(tmp_path, mnist_root, "--steps", "2", name="a"))
+    b = losses(run(tmp_path, mnist_root, "--steps", "2", name="b"))
+    c = losses(run(tmp_path, mnist_root, "--steps", "2", "--seed", "1", name="c"))
+    assert a == b
+    assert a[0]["d_loss"] != c[0]["d_loss"]
+
+
+def test_stabiliser_flags_train(tmp_path, mnist_root):
+    out = run(tmp_path, mnist_root, "--steps", "1", "--spectral-norm", "--real-label", "0.9",
+              "--lr-d", "4e-4", "--noise", "normal", "--z-dim", "16")
+    ckpt = utils.load_checkpoint(out / "checkpoints" / "last.pt")
+    assert any("parametrizations" in k for k in ckpt["models"]["D"])
+    assert ckpt["fixed_noise"].shape == (16, 16)
+
+
+def test_resume_refuses_to_change_the_model(tmp_path, mnist_root):
+    out = run(tmp_path, mnist_root, "--steps", "1")
+    with pytest.raises(SystemExit, match="--lr-g cannot change when resuming"):
+        dcgan.main(["--resume", str(out / "checkpoints" / "last.pt"), "--lr-g", "1e-3"])
+
+
+def test_ctrl_c_saves_last_checkpoint(tmp_path, mnist_root, monkeypatch):
+    real_step, calls = dcgan.train_step, []
+
+    def interrupted_on_third_step(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_step(*args)
+    monkeypatch.setattr(dcgan, "train_step", interrupted_on_third_step)
+    with pytest.raises(SystemExit, match="interrupted at step 2"):
+        run(tmp_path, mnist_root, "--steps", "10")
+    assert utils.load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 2
+
+
+def test_mnist_gz_files_and_resized_images(tmp_path):
+    """.gz IDX files alone (as distributed) are unpacked; --image-size 32 resizes once."""
+    import gzip
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split, n in (("train", 48), ("t10k", 8)):
+        images, labels = synthetic_digits(n, 0)
+        write_idx(tmp_path / "img", images)
+        write_idx(tmp_path / "lbl", labels)
+        for src, name in (("img", "images-idx3"), ("lbl", "labels-idx1")):
+            (raw / f"{split}-{name}-ubyte.gz").write_bytes(gzip.compress((tmp_path / src).read_bytes()))
+    data = dcgan.load_data({"dataset": "mnist", "data_root": str(tmp_path), "image_size": 32}, torch.device("cpu"))
+    assert data.shape == (48, 1, 32, 32) and data.dtype == torch.uint8
+
+
+def test_fashion_mnist_from_debian_package_folder(tmp_path, mnist_root, monkeypatch):
+    monkeypatch.setattr(utils, "DEBIAN_FASHION_MNIST", mnist_root / "MNIST" / "raw")
+    images, labels = utils.load_mnist_family("fashion-mnist", tmp_path / "empty")
+    assert images.shape == (320, 28, 28) and labels.shape == (320,)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--batch-size", "0"], "--batch-size: must be a positive integer"),
+    (["--image-size", "30"], "--image-size must be 28 or a power of two"),
+    (["--real-label", "1.5"], "--real-label must be in (0, 1]"),
+    (["--batch-size", "1000"], "larger than the data set"),
+    (["--dataset", "folder"], "needs --image-folder"),
+])
+def test_bad_flags_exit_with_one_line(tmp_path, mnist_root, flags, message):
+    with pytest.raises(SystemExit) as exc:
+        dcgan.main(["--data-root", str(mnist_root), "--out", str(tmp_path / "x"), *flags])
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("dataset, hint", [("mnist", "train-images-idx3-ubyte.gz"),
+                                           ("cifar10", "cifar-10-python.tar.gz")])
+def test_missing_data_says_where_to_put_files(tmp_path, dataset, hint):
+    with pytest.raises(SystemExit) as exc:
+        dcgan.main(["--dataset", dataset, "--data-root", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")])
+    assert hint in str(exc.value) and str(tmp_path / "nothing") in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_bad_checkpoints_are_refused(tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x80\x02 not a checkpoint at all")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    for path, message in ((corrupt, "not a readable checkpoint"), (foreign, "not a checkpoint written by"),
+                          (tmp_path / "missing.pt", "does not exist")):
+        with pytest.raises(SystemExit, match=message):
+            dcgan.main(["--resume", str(path)])
+
+
+def test_command_line_error_is_one_line_without_traceback(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "dcgan.py"), "--batch-size", "0"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert "--batch-size" in result.stderr
