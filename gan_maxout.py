@@ -1,0 +1,405 @@
+"""The original GAN: Goodfellow et al. 2014, "Generative Adversarial Nets" (arXiv:1406.2661),
+its MNIST model, as the authors' Pylearn2 code trains it (github.com/goodfeli/adversarial:
+mnist.yaml for the model and training, parzen_ll.py for the evaluation).
+
+G turns 100 uniform numbers into a 28x28 image through two ReLU layers of 1200 units; D is
+a maxout network (Goodfellow et al. 2013) with dropout that outputs the probability that
+its input is real. D minimises the cross-entropy of telling real from fake; G minimises
+-log D(G(z)), the paper's "non-saturating" alternative to log(1 - D(G(z))), whose gradient
+vanishes early in training when D rejects every sample. Both are updated at the same time
+from one forward pass, by SGD with momentum, as the paper's code does.
+
+The paper scores the model by the Gaussian Parzen-window log-likelihood of the MNIST test
+set under 10,000 samples of G (Table 1: 225 +- 2 nats).
+
+Run:
+  python gan_maxout.py --epochs 250                            # paper protocol (needs MNIST train)
+  python gan_maxout.py --dataset fashion-mnist --epochs 100
+  python gan_maxout.py --eval-parzen --ckpt runs/gan_maxout/<name>/checkpoints/last.pt
+  python gan_maxout.py --train-range test:0:7000 --valid-range test:7000:8000 \\
+                       --test-range test:8000:10000            # only MNIST's test file at hand
+
+Writes, under runs/gan_maxout/<dataset>-<time>/ (or --out): samples/epoch_XXX.png from a
+fixed noise batch, progress.gif, losses.csv and losses.png, checkpoints/last.pt (every
+epoch, and on Ctrl-C) and checkpoints/epoch_XXX.pt (every --save-every epochs).
+"""
+import argparse
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+import utils
+
+SCRIPT = "gan_maxout"
+VALUE_RANGE = (0.0, 1.0)  # pixels are intensities in [0, 1] (Pylearn2 divides by 255), G ends in a sigmoid
+LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake", "lr", "momentum", "images_per_s"]
+
+
+# --------------------------------------------------------------------------- hyper-parameters
+def data_range(text):
+    """'train:0:50000' -> ('train', 0, 50000): which file of the data set, and which images of it."""
+    try:
+        split, start, stop = text.split(":")
+        assert split in ("train", "test") and 0 <= int(start) < int(stop)
+        return split, int(start), int(stop)
+    except (ValueError, AssertionError):
+        raise argparse.ArgumentTypeError(f"expected train|test:START:STOP with START < STOP, got {text!r}")
+
+
+def build_parser():
+    p = utils.ArgumentParser(description="The 2014 GAN's MNIST model (maxout D), as in the paper's Pylearn2 code.")
+    data = p.add_argument_group("data (mnist.yaml: train = MNIST train[0:50000], valid = train[50000:60000])")
+    data.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"], help="28x28 grey images")
+    data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
+    data.add_argument("--train-range", type=data_range, default="train:0:50000", help="images trained on")
+    data.add_argument("--valid-range", type=data_range, default="train:50000:60000",
+                      help="images that choose the Parzen window width (the first --parzen-valid of them)")
+    data.add_argument("--test-range", type=data_range, default="test:0:10000", help="images the Parzen score is reported on")
+
+    model = p.add_argument_group("model (mnist.yaml)")
+    model.add_argument("--z-dim", type=utils.positive_int, default=100, help="noise size; z ~ uniform in [-sqrt 3, sqrt 3]")
+    model.add_argument("--g-hidden", type=utils.positive_int, default=1200, help="units in each of G's two ReLU layers")
+    model.add_argument("--g-init-range", type=utils.positive_float, default=0.05, help="G's weights ~ uniform(-r, r)")
+    model.add_argument("--d-units", type=utils.positive_int, default=240, help="maxout units in each of D's two layers")
+    model.add_argument("--d-pieces", type=utils.positive_int, default=5, help="linear pieces each maxout unit takes the max of")
+    model.add_argument("--d-init-range", type=utils.positive_float, default=0.005, help="D's weights ~ uniform(-r, r)")
+    model.add_argument("--d-input-keep", type=float, default=0.8, help="dropout: probability of keeping a pixel of D's input")
+    model.add_argument("--d-hidden-keep", type=float, default=0.5, help="dropout: probability of keeping a hidden unit of D")
+
+    optim = p.add_argument_group("optimisation (mnist.yaml: SGD with momentum)")
+    optim.add_argument("--epochs", type=utils.positive_int, default=250,
+                       help="passes over the training images (the original ran until stopped; momentum saturates at 250)")
+    optim.add_argument("--batch-size", type=utils.positive_int, default=100, help="images per step")
+    optim.add_argument("--lr", type=utils.positive_float, default=0.1, help="initial learning rate of G and D")
+    optim.add_argument("--lr-decay", type=float, default=1.000004, help="the learning rate is divided by this after every step")
+    optim.add_argument("--min-lr", type=float, default=1e-6, help="floor of the decayed learning rate")
+    optim.add_argument("--momentum-start", type=float, default=0.5, help="momentum in epoch 1")
+    optim.add_argument("--momentum-end", type=float, default=0.7, help="momentum from epoch --momentum-saturate on")
+    optim.add_argument("--momentum-saturate", type=utils.positive_int, default=250, help="epoch at which momentum reaches its end value")
+    optim.add_argument("--steps", type=utils.positive_int, default=None, help="stop after this many steps in total (smoke tests)")
+
+    run = p.add_argument_group("run")
+    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train; auto picks CUDA if present")
+    run.add_argument("--amp", action="store_true", help="bfloat16 autocast for the forward pass")
+    run.add_argument("--compile", nargs="?", const="default", default=None,
+                     choices=["default", "reduce-overhead", "max-autotune"], help="torch.compile G and D")
+    run.add_argument("--seed", type=int, default=777, help="seeds weights, noise, dropout and data order")
+    run.add_argument("--out", default=None, help="run folder (default runs/gan_maxout/<dataset>-<time>)")
+    run.add_argument("--resume", default=None, help="checkpoint to continue from; its run folder is reused")
+    run.add_argument("--save-every", type=utils.positive_int, default=25, help="also keep checkpoints/epoch_XXX.pt every N epochs")
+    run.add_argument("--log-every", type=utils.positive_int, default=100, help="average losses over N steps, then log them")
+    run.add_argument("--sample-size", type=utils.positive_int, default=100, help="images in each per-epoch grid")
+
+    parzen = p.add_argument_group("evaluation (parzen_ll.py)")
+    parzen.add_argument("--eval-parzen", action="store_true", help="score --ckpt by Parzen-window log-likelihood and exit")
+    parzen.add_argument("--ckpt", default=None, help="checkpoint to evaluate with --eval-parzen")
+    parzen.add_argument("--parzen-samples", type=utils.positive_int, default=10_000, help="samples of G forming the Parzen window")
+    parzen.add_argument("--parzen-valid", type=utils.positive_int, default=1000, help="validation images that choose sigma")
+    parzen.add_argument("--parzen-batch", type=utils.positive_int, default=100, help="test images scored at once")
+    return p
+
+
+RESUMABLE = {"epochs", "steps", "device", "amp", "compile", "data_root", "save_every", "log_every",
+             "eval_parzen", "ckpt", "parzen_samples", "parzen_valid", "parzen_batch"}
+
+
+# --------------------------------------------------------------------------- models
+class Generator(nn.Module):
+    """z -> ReLU 1200 -> ReLU 1200 -> sigmoid 784, shown as a 1x28x28 image."""
+
+    def __init__(self, z_dim, hidden, init_range):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(z_dim, hidden), nn.ReLU(),
+            nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(hidden, 784), nn.Sigmoid(),
+        )
+        for layer in self.net:
+            if isinstance(layer, nn.Linear):  # Pylearn2: W ~ U(-irange, irange), b = 0
+                nn.init.uniform_(layer.weight, -init_range, init_range)
+                nn.init.zeros_(layer.bias)
+
+    def forward(self, z):
+        return self.net(z).view(-1, 1, 28, 28)
+
+
+class Maxout(nn.Module):
+    """units x pieces linear outputs; each unit is the max of its own `pieces` consecutive ones
+    (Pylearn2 pools columns k*pieces ... k*pieces + pieces - 1 into unit k)."""
+
+    def __init__(self, in_features, units, pieces):
+        super().__init__()
+        self.units, self.pieces = units, pieces
+        self.linear = nn.Linear(in_features, units * pieces)
+
+    def forward(self, x):
+        return self.linear(x).view(-1, self.units, self.pieces).amax(dim=2)
+
+
+class Discriminator(nn.Module):
+    """dropout(keep 0.8) -> maxout 240x5 -> dropout(0.5) -> maxout 240x5 -> dropout(0.5) -> sigmoid 1.
+
+    Pylearn2 drops each layer's *input*, scaling the kept values by 1/keep (1.25 for the pixels,
+    2 for hidden units): exactly what nn.Dropout does. Returns the logit; the sigmoid is in the loss.
+    """
+
+    def __init__(self, units, pieces, init_range, input_keep, hidden_keep):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Dropout(1 - input_keep),
+            Maxout(784, units, pieces), nn.Dropout(1 - hidden_keep),
+            Maxout(units, units, pieces), nn.Dropout(1 - hidden_keep),
+            nn.Linear(units, 1),
+        )
+        for layer in self.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.uniform_(layer.weight, -init_range, init_range)
+                nn.init.zeros_(layer.bias)
+
+    def forward(self, x):
+        return self.net(x).view(-1)
+
+
+def init_sigmoid_bias_from_marginals(G, images):
+    """Pylearn2's init_sigmoid_bias_from_marginals: start G's output at the data's mean image,
+    b = logit(mean pixel value), each mean clipped to [1e-7, 1 - 1e-7] so that logit is finite.
+    `images` are the uint8 training images (pixel value / 255 is the intensity)."""
+    mean = (images.sum(dim=0, dtype=torch.float64) / (255.0 * len(images))).flatten().clamp(1e-7, 1 - 1e-7)
+    with torch.no_grad():
+        G.net[-2].bias.copy_(torch.log(mean / (1 - mean)))
+
+
+def build_generator(cfg):
+    return Generator(cfg["z_dim"], cfg["g_hidden"], cfg["g_init_range"])
+
+
+def build_discriminator(cfg):
+    return Discriminator(cfg["d_units"], cfg["d_pieces"], cfg["d_init_range"], cfg["d_input_keep"], cfg["d_hidden_keep"])
+
+
+def sample_noise(cfg, n, device="cpu", generator=None):
+    """z ~ uniform in [-sqrt 3, sqrt 3]^z_dim: zero mean, unit variance (Generator.get_noise)."""
+    return (torch.rand(n, cfg["z_dim"], device=device, generator=generator) * 2 - 1) * math.sqrt(3)
+
+
+# --------------------------------------------------------------------------- data
+def load_images(cfg, which, device):
+    """The images of one of --train-range/--valid-range/--test-range, as uint8 (N, 1, 28, 28)."""
+    split, start, stop = cfg[which]
+    images = utils.load_mnist_family(cfg["dataset"], cfg["data_root"], train=split == "train")[0]
+    if stop > len(images):
+        utils.die(f"--{which.replace('_', '-')} {split}:{start}:{stop} asks for more than the {len(images)} {split} images")
+    return images[start:stop].unsqueeze(1).to(device)
+
+
+def epoch_batches(data, cfg, epoch, start_batch, device):
+    """One epoch of batches in [0, 1], in a random order fixed by (seed, epoch), from start_batch on."""
+    bs = cfg["batch_size"]
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
+    for idx in order[start_batch * bs: len(data) // bs * bs].to(device).split(bs):
+        yield data[idx].float().div_(255.0)
+
+
+# --------------------------------------------------------------------------- training
+def learning_rate(cfg, step):
+    """ExponentialDecay(decay_factor, min_lr): lr / decay^step, never below min_lr."""
+    return max(cfg["lr"] * cfg["lr_decay"] ** -step, cfg["min_lr"])
+
+
+def momentum(cfg, epoch):
+    """MomentumAdjustor(start=1, saturate, final): linear in the epoch, from start to end value."""
+    progress = min(max(epoch / (cfg["momentum_saturate"] - 1), 0.0), 1.0) if cfg["momentum_saturate"] > 1 else 1.0
+    return cfg["momentum_start"] + (cfg["momentum_end"] - cfg["momentum_start"]) * progress
+
+
+def train_step(G, D, opt_g, opt_d, real, z, amp):
+    """One simultaneous update of G and D from a single forward pass (AdversaryCost2):
+    D minimises 0.5 * (BCE(D(x), 1) + BCE(D(G(z)), 0)); G minimises BCE(D(G(z)), 1) = -log D(G(z)),
+    through the same dropout masks. Both gradients are taken before either net moves."""
+    with torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=amp):
+        d_real_logits = D(real)
+        d_fake_logits = D(G(z))
+        d_loss_real = F.binary_cross_entropy_with_logits(d_real_logits, torch.ones_like(d_real_logits))
+        d_loss_fake = F.binary_cross_entropy_with_logits(d_fake_logits, torch.zeros_like(d_fake_logits))
+        d_loss = 0.5 * (d_loss_real + d_loss_fake)
+        g_loss = F.binary_cross_entropy_with_logits(d_fake_logits, torch.ones_like(d_fake_logits))
+    d_params, g_params = list(D.parameters()), list(G.parameters())
+    d_grads = torch.autograd.grad(d_loss, d_params, retain_graph=True)
+    g_grads = torch.autograd.grad(g_loss, g_params)
+    for param, grad in zip(d_params + g_params, d_grads + g_grads):
+        param.grad = grad
+    opt_d.step()
+    opt_g.step()
+    opt_d.zero_grad(set_to_none=True)
+    opt_g.zero_grad(set_to_none=True)
+    return torch.stack([d_loss, g_loss, torch.sigmoid(d_real_logits).mean(),
+                        torch.sigmoid(d_fake_logits).mean()]).detach().float()
+
+
+@torch.no_grad()
+def save_samples(G, fixed_noise, path, nrow=10):
+    G.eval()
+    utils.save_grid(G(fixed_noise), path, nrow=nrow, value_range=VALUE_RANGE)
+    G.train()
+
+
+# --------------------------------------------------------------------------- evaluation
+def parzen_log_likelihood(x, mu, sigmas, batch_size=100):
+    """log p(x) under Gaussian Parzen windows: an isotropic Gaussian of width sigma on each of
+    the n rows of mu, mixed equally (parzen_ll.py), for each sigma in the 1-D tensor `sigmas`:
+        log p(x) = logsumexp_i(-|x - mu_i|^2 / (2 sigma^2)) - log n - d log(sigma sqrt(2 pi)).
+    x: (m, d), mu: (n, d). Returns (m, len(sigmas)); batched, so memory is batch_size x n."""
+    sigmas = sigmas.to(mu.device, torch.float32)
+    n, d = mu.shape
+    mu_sq = (mu * mu).sum(1)
+    out = []
+    for xb in x.split(batch_size):
+        xb = xb.to(mu.device)
+        sq_dist = ((xb * xb).sum(1, keepdim=True) - 2 * xb @ mu.T + mu_sq).clamp_min(0)  # (b, n)
+        log_kernel = -sq_dist[..., None] / (2 * sigmas ** 2)                              # (b, n, widths)
+        out.append(torch.logsumexp(log_kernel, dim=1) - math.log(n) - d * torch.log(sigmas * math.sqrt(2 * math.pi)))
+    return torch.cat(out)
+
+
+def evaluate_parzen(cfg, G, device):
+    """Choose sigma from logspace(-1, 0, 10) on the validation images, then score the test images.
+    Returns (sigma, mean log-likelihood, its standard error std/sqrt(m))."""
+    torch.manual_seed(cfg["seed"])
+    G.eval()
+    with torch.no_grad():
+        mu = torch.cat([G(z).flatten(1).float() for z in sample_noise(cfg, cfg["parzen_samples"], device).split(1000)])
+    valid = load_images(cfg, "valid_range", device)[: cfg["parzen_valid"]].flatten(1).float() / 255
+    test = load_images(cfg, "test_range", device).flatten(1).float() / 255
+    sigmas = torch.logspace(-1, 0, 10)
+    valid_ll = parzen_log_likelihood(valid, mu, sigmas, cfg["parzen_batch"]).mean(0)
+    sigma = float(sigmas[valid_ll.argmax()])
+    test_ll = parzen_log_likelihood(test, mu, torch.tensor([sigma]), cfg["parzen_batch"])[:, 0].double().cpu()
+    return sigma, float(test_ll.mean()), float(test_ll.std(unbiased=False) / math.sqrt(len(test_ll)))
+
+
+# --------------------------------------------------------------------------- main
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("d_input_keep", "d_hidden_keep"):
+        if not 0 < getattr(args, name) <= 1:
+            utils.die(f"--{name.replace('_', '-')} must be in (0, 1], got {getattr(args, name)}")
+    if args.eval_parzen:
+        if not args.ckpt:
+            utils.die("--eval-parzen needs --ckpt PATH")
+        ckpt = utils.load_checkpoint(args.ckpt, SCRIPT)
+        cfg = utils.resume_config(ckpt["cfg"], args, utils.explicit_flags(build_parser, argv) - {"ckpt"}, RESUMABLE)
+        device = utils.pick_device(cfg["device"])
+        G = build_generator(cfg).to(device)
+        G.load_state_dict(ckpt["models"]["G"])
+        began = time.perf_counter()
+        sigma, mean, stderr = evaluate_parzen(cfg, G, device)
+        print(f"Parzen log-likelihood of {cfg['dataset']} {':'.join(map(str, cfg['test_range']))} "
+              f"under {cfg['parzen_samples']} samples (step {ckpt['step']}, epoch {ckpt['epoch']}): "
+              f"{mean:.1f} +- {stderr:.1f} nats (sigma {sigma:.4f}, {time.perf_counter() - began:.1f} s on {device})")
+        return mean, stderr
+
+    if args.resume:
+        ckpt = utils.load_checkpoint(args.resume, SCRIPT)
+        cfg = utils.resume_config(ckpt["cfg"], args, utils.explicit_flags(build_parser, argv), RESUMABLE)
+        run_dir = utils.make_run_dir(SCRIPT, "", out=str(Path(args.resume).resolve().parent.parent))
+    else:
+        ckpt = None
+        cfg = vars(args)
+        cfg["image_size"] = 28
+        run_dir = utils.make_run_dir(SCRIPT, cfg["dataset"], cfg["out"])
+    device = utils.pick_device(cfg["device"])
+    utils.seed_everything(cfg["seed"])
+
+    data = load_images(cfg, "train_range", device)
+    steps_per_epoch = len(data) // cfg["batch_size"]
+    if steps_per_epoch == 0:
+        utils.die(f"--batch-size {cfg['batch_size']} is larger than the training set ({len(data)} images)")
+
+    G, D = build_generator(cfg).to(device), build_discriminator(cfg).to(device)
+    init_sigmoid_bias_from_marginals(G, data)
+    opt_g = torch.optim.SGD(G.parameters(), lr=cfg["lr"], momentum=cfg["momentum_start"])
+    opt_d = torch.optim.SGD(D.parameters(), lr=cfg["lr"], momentum=cfg["momentum_start"])
+    fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
+    epoch, epoch_step, step = 0, 0, 0
+    if ckpt:
+        G.load_state_dict(ckpt["models"]["G"])
+        D.load_state_dict(ckpt["models"]["D"])
+        opt_g.load_state_dict(ckpt["optimizers"]["G"])
+        opt_d.load_state_dict(ckpt["optimizers"]["D"])
+        fixed_noise = ckpt["fixed_noise"].to(device)
+        epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
+        utils.set_rng_state(ckpt["rng"])
+    G_train, D_train = G, D
+    if cfg["compile"]:
+        G_train, D_train = torch.compile(G, mode=cfg["compile"]), torch.compile(D, mode=cfg["compile"])
+
+    log = utils.LossLog(run_dir / "losses.csv", LOSS_COLUMNS, resume_step=step if ckpt else None)
+    total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
+
+    def checkpoint(path):
+        utils.save_checkpoint({
+            "cfg": cfg, "epoch": epoch, "epoch_step": epoch_step, "step": step,
+            "models": {"G": G.state_dict(), "D": D.state_dict()},
+            "optimizers": {"G": opt_g.state_dict(), "D": opt_d.state_dict()},
+            "fixed_noise": fixed_noise, "rng": utils.rng_state(),
+        }, path, SCRIPT)
+
+    print(f"gan_maxout: {len(data)} {cfg['dataset']} images ({':'.join(map(str, cfg['train_range']))}) on {device}, "
+          f"{steps_per_epoch} steps/epoch, writing to {run_dir}")
+    sums, window, window_start = torch.zeros(4, device=device), 0, time.perf_counter()
+
+    def flush_log():
+        nonlocal sums, window, window_start
+        if window:
+            d_loss, g_loss, d_real, d_fake = (sums / window).tolist()
+            rate = window * cfg["batch_size"] / (time.perf_counter() - window_start)
+            lr, mom = opt_d.param_groups[0]["lr"], opt_d.param_groups[0]["momentum"]
+            log.write(step, epoch + 1, dict(d_loss=d_loss, g_loss=g_loss, d_real=d_real, d_fake=d_fake,
+                                            lr=lr, momentum=mom, images_per_s=rate))
+            bar.set_postfix_str(f"D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f} lr {lr:.4f} {rate:.0f} img/s")
+        sums, window, window_start = torch.zeros(4, device=device), 0, time.perf_counter()
+
+    bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True)
+    try:
+        while step < total_steps:
+            for opt in (opt_g, opt_d):
+                opt.param_groups[0]["momentum"] = momentum(cfg, epoch)
+            for real in epoch_batches(data, cfg, epoch, epoch_step, device):
+                for opt in (opt_g, opt_d):
+                    opt.param_groups[0]["lr"] = learning_rate(cfg, step)
+                z = sample_noise(cfg, real.shape[0], device)
+                sums += train_step(G_train, D_train, opt_g, opt_d, real, z, cfg["amp"])
+                step, epoch_step, window = step + 1, epoch_step + 1, window + 1
+                bar.update()
+                if window == cfg["log_every"]:
+                    flush_log()
+                if step >= total_steps:
+                    break
+            flush_log()
+            save_samples(G, fixed_noise, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
+            utils.save_gif(sorted((run_dir / "samples").glob("epoch_*.png")), run_dir / "progress.gif")
+            log.plot(run_dir / "losses.png", ["d_loss", "g_loss"])
+            if epoch_step == steps_per_epoch:
+                epoch, epoch_step = epoch + 1, 0
+                if epoch % cfg["save_every"] == 0:
+                    checkpoint(run_dir / "checkpoints" / f"epoch_{epoch:03d}.pt")
+            checkpoint(run_dir / "checkpoints" / "last.pt")
+    except KeyboardInterrupt:
+        bar.close()
+        flush_log()
+        checkpoint(run_dir / "checkpoints" / "last.pt")
+        utils.die(f"interrupted at step {step}; saved {run_dir / 'checkpoints' / 'last.pt'} (continue with --resume)")
+    bar.close()
+    print(f"done: {step} steps in {run_dir}; score it with: "
+          f"python gan_maxout.py --eval-parzen --ckpt {run_dir / 'checkpoints' / 'last.pt'}")
+    return run_dir
+
+
+if __name__ == "__main__":
+    main()
