@@ -10,7 +10,7 @@ Each helper is small and stands alone, so a script reads fine without opening th
     pick_device(name)               "auto" | "cpu" | "cuda" -> torch.device
     seed_everything(seed)           Python, NumPy and torch RNGs
     rng_state() / set_rng_state()   capture and restore those RNGs (for exact resume)
-    make_run_dir(script, name, out) runs/<script>/<name>/ with samples/ and checkpoints/
+    make_run_dir(script, name, out) runs/<script>/<name>-<time>/ with samples/ and checkpoints/
     save_grid(images, path, ...)    one PNG grid (torchvision make_grid / save_image)
     save_gif(frames, path)          an animated GIF from PNG files or arrays (imageio)
     save_checkpoint / load_checkpoint   atomic write; weights_only read with clear errors
@@ -127,10 +127,10 @@ def set_rng_state(state: dict) -> None:
 
 
 # --------------------------------------------------------------------------- run folders, images
-def make_run_dir(script: str, name: str, out: str | None = None) -> Path:
-    """runs/<script>/<name>/ (or `out`), with samples/ and checkpoints/ inside."""
+def make_run_dir(script: str, name: str, out: str | None = None, subdirs=("samples", "checkpoints")) -> Path:
+    """runs/<script>/<name>-<time>/ (or `out`), with `subdirs` inside."""
     run_dir = Path(out) if out else Path("runs") / script / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    for sub in ("samples", "checkpoints"):
+    for sub in subdirs:
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     return run_dir
 
