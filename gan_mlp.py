@@ -331,13 +331,9 @@ def main(argv=None):
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
     if ckpt:
-        G.load_state_dict(ckpt["models"]["G"])
-        D.load_state_dict(ckpt["models"]["D"])
-        opt_g.load_state_dict(ckpt["optimizers"]["G"])
-        opt_d.load_state_dict(ckpt["optimizers"]["D"])
+        utils.restore_training_state(ckpt, {"G": G, "D": D}, {"G": opt_g, "D": opt_d})
         fixed_noise = ckpt["fixed_noise"].to(device)
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
-        utils.set_rng_state(ckpt["rng"])
     G_train, D_train = G, D
     if cfg["compile"]:
         G_train, D_train = torch.compile(G, mode=cfg["compile"]), torch.compile(D, mode=cfg["compile"])
@@ -348,12 +344,8 @@ def main(argv=None):
     frames = run_dir / ("plots" if one_d else "samples")
 
     def checkpoint(path):
-        utils.save_checkpoint({
-            "cfg": cfg, "epoch": epoch, "epoch_step": epoch_step, "step": step,
-            "models": {"G": G.state_dict(), "D": D.state_dict()},
-            "optimizers": {"G": opt_g.state_dict(), "D": opt_d.state_dict()},
-            "fixed_noise": fixed_noise, "rng": utils.rng_state(),
-        }, path, SCRIPT)
+        utils.save_training_state(path, SCRIPT, cfg, {"G": G, "D": D}, {"G": opt_g, "D": opt_d},
+                                  epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
 
     def end_of_epoch_outputs():
         path = frames / f"epoch_{epoch + 1:03d}.png"

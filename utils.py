@@ -14,6 +14,7 @@ Each helper is small and stands alone, so a script reads fine without opening th
     save_grid(images, path, ...)    one PNG grid (torchvision make_grid / save_image)
     save_gif(frames, path)          an animated GIF from PNG files or arrays (imageio)
     save_checkpoint / load_checkpoint   atomic write; weights_only read with clear errors
+    save_training_state / restore_training_state   a run's weights, optimizers, RNGs, progress
     LossLog                         losses.csv (append, resume-safe) and losses.png
     load_mnist_family / load_cifar10 / load_image_folder   datasets with the offline error
 """
@@ -190,6 +191,24 @@ def load_checkpoint(path, script: str | tuple[str, ...] | None = None) -> dict:
     if wanted and state.get("script") not in wanted:
         die(f"{path} was written by {state.get('script')}.py, not {' or '.join(w + '.py' for w in wanted)}")
     return state
+
+
+def save_training_state(path, script: str, cfg: dict, models: dict, optimizers: dict, **progress) -> None:
+    """Checkpoint a training run: its config, the weights and optimizer states of `models` and
+    `optimizers` (dicts of name -> module/optimizer), the RNG states, and `progress`
+    (epoch, step, fixed noise, ...), so that --resume continues exactly where it stopped."""
+    save_checkpoint({"cfg": cfg, **progress, "rng": rng_state(),
+                     "models": {name: m.state_dict() for name, m in models.items()},
+                     "optimizers": {name: o.state_dict() for name, o in optimizers.items()}}, path, script)
+
+
+def restore_training_state(ckpt: dict, models: dict, optimizers: dict) -> None:
+    """The inverse of save_training_state for weights, optimizer states and RNG states."""
+    for name, module in models.items():
+        module.load_state_dict(ckpt["models"][name])
+    for name, optimizer in optimizers.items():
+        optimizer.load_state_dict(ckpt["optimizers"][name])
+    set_rng_state(ckpt["rng"])
 
 
 # --------------------------------------------------------------------------- loss log
