@@ -162,3 +162,10 @@ def test_command_line_error_is_one_line_without_traceback(tmp_path):
     assert result.returncode != 0
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
     assert "--batch-size" in result.stderr
+
+
+def test_bf16_autocast_trains_close_to_fp32(tmp_path, mnist_root):
+    fp32 = losses(run(tmp_path, mnist_root, "--steps", "1", name="fp32"))[0]
+    bf16 = losses(run(tmp_path, mnist_root, "--steps", "1", "--amp", name="bf16"))[0]
+    assert bf16 != fp32  # autocast really changed the arithmetic...
+    assert abs(float(bf16["d_loss"]) - float(fp32["d_loss"])) < 0.05  # ...but not the result
