@@ -305,13 +305,13 @@ def main(argv=None):
     if args.resume:
         ckpt = utils.load_checkpoint(args.resume, SCRIPT)
         cfg = utils.resume_config(ckpt["cfg"], args, utils.explicit_flags(build_parser, argv), RESUMABLE)
-        run_dir = utils.make_run_dir(SCRIPT, "", out=str(Path(args.resume).resolve().parent.parent))
+        out = str(Path(args.resume).resolve().parent.parent)  # the saved run's own folder
     else:
         ckpt = None
         cfg = vars(args)
         cfg["channels"] = 1 if cfg["dataset"] in utils.MNIST_FAMILY else 3
         cfg["image_size"] = cfg["image_size"] or {"cifar10": 32, "folder": 64}.get(cfg["dataset"], 28)
-        run_dir = utils.make_run_dir(SCRIPT, cfg["dataset"], cfg["out"])
+        out = cfg["out"]
     check_image_size(cfg["image_size"])
     if not 0 < cfg["real_label"] <= 1:
         utils.die(f"--real-label must be in (0, 1], got {cfg['real_label']}")
@@ -325,6 +325,7 @@ def main(argv=None):
     steps_per_epoch = len(data) // cfg["batch_size"]
     if steps_per_epoch == 0:
         utils.die(f"--batch-size {cfg['batch_size']} is larger than the data set ({len(data)} images)")
+    run_dir = utils.make_run_dir(SCRIPT, cfg["dataset"], out)  # only once the flags and data are good
 
     G, D = build_generator(cfg).to(device), build_discriminator(cfg).to(device)
     # fused: one kernel per step instead of a loop of small ops (faster, fewer temporaries)

@@ -307,12 +307,12 @@ def main(argv=None):
     if args.resume:
         ckpt = utils.load_checkpoint(args.resume, SCRIPT)
         cfg = utils.resume_config(ckpt["cfg"], args, utils.explicit_flags(build_parser, argv), RESUMABLE)
-        run_dir = utils.make_run_dir(SCRIPT, "", out=str(Path(args.resume).resolve().parent.parent))
+        out = str(Path(args.resume).resolve().parent.parent)  # the saved run's own folder
     else:
         ckpt = None
         cfg = vars(args)
         cfg["image_size"] = 28
-        run_dir = utils.make_run_dir(SCRIPT, cfg["dataset"], cfg["out"])
+        out = cfg["out"]
     device = utils.pick_device(cfg["device"])
     utils.seed_everything(cfg["seed"])
 
@@ -320,6 +320,7 @@ def main(argv=None):
     steps_per_epoch = len(data) // cfg["batch_size"]
     if steps_per_epoch == 0:
         utils.die(f"--batch-size {cfg['batch_size']} is larger than the training set ({len(data)} images)")
+    run_dir = utils.make_run_dir(SCRIPT, cfg["dataset"], out)  # only once the flags and data are good
 
     G, D = build_generator(cfg).to(device), build_discriminator(cfg).to(device)
     init_sigmoid_bias_from_marginals(G, data)

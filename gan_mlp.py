@@ -304,7 +304,7 @@ def main(argv=None):
     if args.resume:
         ckpt = utils.load_checkpoint(args.resume, SCRIPT)
         cfg = utils.resume_config(ckpt["cfg"], args, utils.explicit_flags(build_parser, argv), RESUMABLE)
-        run_dir = utils.make_run_dir(SCRIPT, "", out=str(Path(args.resume).resolve().parent.parent))
+        out = str(Path(args.resume).resolve().parent.parent)  # the saved run's own folder
     else:
         ckpt = None
         cfg = vars(args)
@@ -312,8 +312,7 @@ def main(argv=None):
         for name, value in PRESETS["1d" if one_d else "images"].items():
             cfg[name] = cfg[name] or value
         cfg["image_size"] = None if one_d else 28  # the sampler reads image generators only
-        run_dir = utils.make_run_dir(SCRIPT, cfg["dataset"], cfg["out"],
-                                     subdirs=("plots" if one_d else "samples", "checkpoints"))
+        out = cfg["out"]
     one_d = cfg["dataset"] == "1d"
     device = utils.pick_device(cfg["device"])
     utils.seed_everything(cfg["seed"])
@@ -324,6 +323,7 @@ def main(argv=None):
     steps_per_epoch = len(data) // cfg["batch_size"]
     if steps_per_epoch == 0:
         utils.die(f"--batch-size {cfg['batch_size']} is larger than the data set ({len(data)} samples)")
+    run_dir = utils.make_run_dir(SCRIPT, cfg["dataset"], out, subdirs=("plots" if one_d else "samples", "checkpoints"))
 
     G, D = build_generator(cfg).to(device), build_discriminator(cfg).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]))

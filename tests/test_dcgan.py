@@ -134,6 +134,7 @@ def test_bad_flags_exit_with_one_line(tmp_path, mnist_root, flags, message):
     with pytest.raises(SystemExit) as exc:
         dcgan.main(["--data-root", str(mnist_root), "--out", str(tmp_path / "x"), *flags])
     assert message in str(exc.value) and "\n" not in str(exc.value)
+    assert not (tmp_path / "x").exists()  # a refused run leaves no empty run folder behind
 
 
 @pytest.mark.parametrize("dataset, hint", [("mnist", "train-images-idx3-ubyte.gz"),
@@ -142,7 +143,7 @@ def test_missing_data_says_where_to_put_files(tmp_path, dataset, hint):
     with pytest.raises(SystemExit) as exc:
         dcgan.main(["--dataset", dataset, "--data-root", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")])
     assert hint in str(exc.value) and str(tmp_path / "nothing") in str(exc.value)
-    assert "\n" not in str(exc.value)
+    assert "\n" not in str(exc.value) and not (tmp_path / "x").exists()
 
 
 def test_bad_checkpoints_are_refused(tmp_path):
