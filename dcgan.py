@@ -315,6 +315,11 @@ def main(argv=None):
     check_image_size(cfg["image_size"])
     if not 0 < cfg["real_label"] <= 1:
         utils.die(f"--real-label must be in (0, 1], got {cfg['real_label']}")
+    for beta in ("beta1", "beta2"):
+        if not 0 <= cfg[beta] < 1:
+            utils.die(f"--{beta} must be in [0, 1), got {cfg[beta]}")
+    if cfg["workers"] < 0:
+        utils.die(f"--workers must be 0 or more, got {cfg['workers']}")
     device = utils.pick_device(cfg["device"])
     utils.seed_everything(cfg["seed"])
     if device.type == "cuda":

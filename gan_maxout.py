@@ -289,6 +289,11 @@ def main(argv=None):
     for name in ("d_input_keep", "d_hidden_keep"):
         if not 0 < getattr(args, name) <= 1:
             utils.die(f"--{name.replace('_', '-')} must be in (0, 1], got {getattr(args, name)}")
+    for name in ("momentum_start", "momentum_end"):
+        if not 0 <= getattr(args, name) < 1:
+            utils.die(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
+    if not (args.lr_decay > 0 and args.min_lr >= 0):
+        utils.die(f"--lr-decay must be positive and --min-lr not negative, got {args.lr_decay} and {args.min_lr}")
     if args.eval_parzen:
         if not args.ckpt:
             utils.die("--eval-parzen needs --ckpt PATH")

@@ -314,6 +314,9 @@ def main(argv=None):
         cfg["image_size"] = None if one_d else 28  # the sampler reads image generators only
         out = cfg["out"]
     one_d = cfg["dataset"] == "1d"
+    for beta in ("beta1", "beta2"):
+        if not 0 <= cfg[beta] < 1:
+            utils.die(f"--{beta} must be in [0, 1), got {cfg[beta]}")
     device = utils.pick_device(cfg["device"])
     utils.seed_everything(cfg["seed"])
     if device.type == "cuda":

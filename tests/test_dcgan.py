@@ -129,6 +129,8 @@ def test_fashion_mnist_from_debian_package_folder(tmp_path, mnist_root, monkeypa
     (["--real-label", "1.5"], "--real-label must be in (0, 1]"),
     (["--batch-size", "1000"], "larger than the data set"),
     (["--dataset", "folder"], "needs --image-folder"),
+    (["--beta1", "1.5"], "--beta1 must be in [0, 1)"),
+    (["--workers", "-1"], "--workers must be 0 or more"),
 ])
 def test_bad_flags_exit_with_one_line(tmp_path, mnist_root, flags, message):
     with pytest.raises(SystemExit) as exc:

@@ -114,6 +114,7 @@ def test_eval_parzen_on_a_checkpoint(tmp_path, mnist_root, capsys):
     (["--train-range", "train:5:2"], "expected train|test:START:STOP"),
     (["--train-range", "test:0:99999"], "asks for more than the 64 test images"),
     (["--d-input-keep", "0"], "--d-input-keep must be in (0, 1]"),
+    (["--momentum-end", "1.2"], "--momentum-end must be in [0, 1)"),
     (["--batch-size", "-3"], "must be a positive integer"),
 ])
 def test_bad_input_exits_with_one_line(tmp_path, mnist_root, flags, message):

@@ -125,6 +125,7 @@ def test_sampler_reads_mnist_checkpoint_and_refuses_1d(tmp_path, mnist_root):
     (["--batch-size", "0"], "--batch-size: must be a positive integer"),
     (["--loss", "wasserstein"], "--loss: invalid choice"),
     (["--points", "10", "--batch-size", "32"], "larger than the data set"),
+    (["--beta2", "1"], "--beta2 must be in [0, 1)"),
 ])
 def test_bad_flags_exit_with_one_line(tmp_path, flags, message):
     with pytest.raises(SystemExit) as exc:
