@@ -120,7 +120,7 @@ def export(ckpt, n=10000, out=None, seed=0, batch_size=500, device="auto"):
     or, when out ends in .npz, one uint8 array `images` shaped (n, H, W, C)."""
     _check_positive(n=n, batch_size=batch_size)
     gen = Generator(ckpt, device)
-    path = gen.out_path(out, "export") if out else gen.run_dir / "sampler" / "export"
+    path = gen.out_path(out, "export")
     images = utils.to_uint8(gen(gen.noise(n, seed), batch_size), gen.value_range)
     if path.suffix == ".npz":
         np.savez_compressed(path, images=images)
