@@ -27,20 +27,18 @@ Writes, under runs/dcgan/<dataset>-<time>/ (or --out):
   checkpoints/last.pt         after every epoch and on Ctrl-C; epoch_XXX.pt every --save-every
 """
 import math
-import time
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
-from tqdm import tqdm
 
 import utils
 
 SCRIPT = "dcgan"
 VALUE_RANGE = (-1.0, 1.0)  # G ends in tanh; data are scaled to match
-LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake", "images_per_s"]
+LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake"]  # what train_step returns; losses.csv adds images_per_s
+STATUS = "D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f}"  # the progress bar's text
 
 
 # --------------------------------------------------------------------------- hyper-parameters
@@ -299,19 +297,7 @@ def save_samples(G, fixed_noise, path, nrow=8):
 
 
 # --------------------------------------------------------------------------- main
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.resume:
-        ckpt = utils.load_checkpoint(args.resume, SCRIPT)
-        cfg = utils.resume_config(ckpt["cfg"], args, utils.explicit_flags(build_parser, argv), RESUMABLE)
-        out = str(Path(args.resume).resolve().parent.parent)  # the saved run's own folder
-    else:
-        ckpt = None
-        cfg = vars(args)
-        cfg["channels"] = 1 if cfg["dataset"] in utils.MNIST_FAMILY else 3
-        cfg["image_size"] = cfg["image_size"] or {"cifar10": 32, "folder": 64}.get(cfg["dataset"], 28)
-        out = cfg["out"]
+def check_flags(cfg):
     check_image_size(cfg["image_size"])
     if not 0 < cfg["real_label"] <= 1:
         utils.die(f"--real-label must be in (0, 1], got {cfg['real_label']}")
@@ -320,82 +306,64 @@ def main(argv=None):
             utils.die(f"--{beta} must be in [0, 1), got {cfg[beta]}")
     if cfg["workers"] < 0:
         utils.die(f"--workers must be 0 or more, got {cfg['workers']}")
-    device = utils.pick_device(cfg["device"])
-    utils.seed_everything(cfg["seed"])
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
+
+@utils.one_line_errors
+def main(argv=None):
+    cfg, ckpt = utils.parse_config(build_parser, argv, SCRIPT, RESUMABLE)
+    if not ckpt:
+        cfg["channels"] = 1 if cfg["dataset"] in utils.MNIST_FAMILY else 3
+        cfg["image_size"] = cfg["image_size"] or {"cifar10": 32, "folder": 64}.get(cfg["dataset"], 28)
+    check_flags(cfg)
+    device = utils.setup_device(cfg)
     data = load_data(cfg, device)
     steps_per_epoch = len(data) // cfg["batch_size"]
     if steps_per_epoch == 0:
         utils.die(f"--batch-size {cfg['batch_size']} is larger than the data set ({len(data)} images)")
-    run_dir = utils.make_run_dir(SCRIPT, cfg["dataset"], out)  # only once the flags and data are good
+    run_dir = utils.make_run_dir(SCRIPT, cfg)  # only once the flags and data are good
 
-    G, D = build_generator(cfg).to(device), build_discriminator(cfg).to(device)
+    G, D = utils.build_models(cfg, device, build_generator, build_discriminator)
     # fused: one kernel per step instead of a loop of small ops (faster, fewer temporaries)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]), fused=True)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=(cfg["beta1"], cfg["beta2"]), fused=True)
+    models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
     if ckpt:
-        utils.restore_training_state(ckpt, {"G": G, "D": D}, {"G": opt_g, "D": opt_d})
+        utils.restore_training_state(ckpt, models, optimizers)
         fixed_noise = ckpt["fixed_noise"].to(device)
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
-    G_train, D_train = G, D
-    if cfg["compile"]:
-        G_train, D_train = torch.compile(G, mode=cfg["compile"]), torch.compile(D, mode=cfg["compile"])
-
-    log = utils.LossLog(run_dir / "losses.csv", LOSS_COLUMNS, resume_step=step if ckpt else None)
+    G_train, D_train = utils.compile_models(cfg["compile"], G, D)
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
+    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, every=cfg["log_every"], images_per_step=cfg["batch_size"],
+                            total_steps=total_steps, step=step, resumed=ckpt is not None, status=STATUS)
 
-    def checkpoint(path):
-        utils.save_training_state(path, SCRIPT, cfg, {"G": G, "D": D}, {"G": opt_g, "D": opt_d},
+    def checkpoint(name):
+        path = run_dir / "checkpoints" / name
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers,
                                   epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
-
-    def end_of_epoch_outputs():
-        save_samples(G, fixed_noise, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
-        utils.save_gif(sorted((run_dir / "samples").glob("epoch_*.png")), run_dir / "progress.gif")
-        log.plot(run_dir / "losses.png", ["d_loss", "g_loss"])
+        return path
 
     print(f"dcgan: {len(data)} {cfg['dataset']} images of {cfg['channels']}x{cfg['image_size']}x{cfg['image_size']} on {device}, "
           f"{steps_per_epoch} steps/epoch, writing to {run_dir}")
-    sums, window, window_start = torch.zeros(4, device=device), 0, time.perf_counter()
-
-    def flush_log():
-        nonlocal sums, window, window_start
-        if window:
-            d_loss, g_loss, d_real, d_fake = (sums / window).tolist()  # the one host sync per window
-            rate = window * cfg["batch_size"] / (time.perf_counter() - window_start)
-            log.write(step, epoch + 1, dict(d_loss=d_loss, g_loss=g_loss, d_real=d_real, d_fake=d_fake, images_per_s=rate))
-            bar.set_postfix_str(f"D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f} {rate:.0f} img/s")
-        sums, window, window_start = torch.zeros(4, device=device), 0, time.perf_counter()
-
-    bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True)
-    try:
+    with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
         while step < total_steps:
             for real in epoch_batches(data, cfg, epoch, epoch_step, device):
                 z = sample_noise(cfg, real.shape[0], device)
-                sums += train_step(G_train, D_train, opt_g, opt_d, real, z, cfg["real_label"], cfg["amp"])
-                step, epoch_step, window = step + 1, epoch_step + 1, window + 1
-                bar.update()
-                if window == cfg["log_every"]:
-                    flush_log()
+                metrics = train_step(G_train, D_train, opt_g, opt_d, real, z, cfg["real_label"], cfg["amp"])
+                step, epoch_step = step + 1, epoch_step + 1
+                log.add(metrics, step, epoch)
                 if step >= total_steps:
                     break
-            flush_log()
-            end_of_epoch_outputs()
+            log.flush()
+            save_samples(G, fixed_noise, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
+            utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
+            log.plot(["d_loss", "g_loss"])
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
                 epoch, epoch_step = epoch + 1, 0
                 if epoch % cfg["save_every"] == 0:
-                    checkpoint(run_dir / "checkpoints" / f"epoch_{epoch:03d}.pt")
-            checkpoint(run_dir / "checkpoints" / "last.pt")
-    except KeyboardInterrupt:
-        bar.close()
-        flush_log()
-        checkpoint(run_dir / "checkpoints" / "last.pt")
-        utils.die(f"interrupted at step {step}; saved {run_dir / 'checkpoints' / 'last.pt'} (continue with --resume)")
-    bar.close()
+                    checkpoint(f"epoch_{epoch:03d}.pt")
+            checkpoint("last.pt")
     print(f"done: {step} steps; samples, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")
     return run_dir
 

@@ -3,25 +3,30 @@
 Each helper is small and stands alone, so a script reads fine without opening this file:
 
     die(msg)                        one clear line on stderr, exit status 1
+    one_line_errors                 decorator for main(): out of memory, unwritable paths -> one line
     ArgumentParser                  argparse that reports bad flags in one line
     positive_int / positive_float   argparse types that refuse 0 and negatives
-    explicit_flags(build, argv)     which flags were typed on the command line
-    resume_config(...)              a saved run's config, with the safe overrides applied
-    pick_device(name)               "auto" | "cpu" | "cuda" -> torch.device
+    parse_config(build, argv, ...)  the flags, or with --resume the saved run's config and checkpoint
+    pick_device / setup_device      "auto" | "cpu" | "cuda" -> torch.device; seeds and fast math
     seed_everything(seed)           Python, NumPy and torch RNGs
     rng_state() / set_rng_state()   capture and restore those RNGs (for exact resume)
-    make_run_dir(script, name, out) runs/<script>/<name>-<time>/ with samples/ and checkpoints/
+    make_run_dir(script, cfg)       runs/<script>/<dataset>-<time>/ (or --out, or the resumed run's)
+    build_models(cfg, device, ...)  the nets, after checking their training state fits in memory
+    compile_models(mode, ...)       torch.compile, or the modules themselves
     save_grid(images, path, ...)    one PNG grid (torchvision make_grid / save_image)
-    save_gif(frames, path)          an animated GIF from PNG files or arrays (imageio)
+    save_gif / save_progress_gif    an animated GIF (imageio); the per-epoch frames as progress.gif
     save_checkpoint / load_checkpoint   atomic write; weights_only read with clear errors
     save_training_state / restore_training_state   a run's weights, optimizers, RNGs, progress
-    LossLog                         losses.csv (append, resume-safe) and losses.png
+    TrainingLog                     metrics summed on the device; losses.csv, losses.png, progress bar
+    save_on_interrupt(log, save)    Ctrl-C: write the last checkpoint, then exit with one line
     load_mnist_family / load_cifar10 / load_image_folder   datasets with the offline error
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import errno
+import functools
 import gzip
 import io
 import os
@@ -30,7 +35,8 @@ import random
 import shutil
 import sys
 import time
-from contextlib import redirect_stderr, redirect_stdout
+import zlib
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +50,33 @@ CHECKPOINT_FORMAT = 1
 def die(message: str) -> None:
     """Print one line to stderr and exit with status 1 (no traceback)."""
     sys.exit(f"error: {message}")
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(exc, RuntimeError) and ("can't allocate memory" in str(exc) or "out of memory" in str(exc)))
+
+
+def one_line_errors(main):
+    """Decorate a script's main() so that user errors that no flag check can foresee end in one
+    line and exit status 1: running out of memory (a batch or a model too large), and paths that
+    cannot be read or written (a file where a folder should be, no permission, a full disk).
+    Anything else is a bug and keeps its traceback."""
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except (MemoryError, RuntimeError) as exc:
+            if not _is_out_of_memory(exc):
+                raise
+            where = "the GPU" if isinstance(exc, torch.OutOfMemoryError) else "this machine"
+            die(f"out of memory on {where}: use a smaller --batch-size or a smaller model "
+                f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})")
+        except OSError as exc:
+            if exc.filename is None and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            die(f"cannot use {exc.filename or 'the output'}: {exc.strerror or exc}")
+    return wrapper
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -93,6 +126,20 @@ def resume_config(saved: dict, args: argparse.Namespace, explicit: set[str], saf
     return cfg
 
 
+def parse_config(build_parser, argv, script: str, resumable: set[str]) -> tuple[dict, dict | None]:
+    """The run's config as a dict of the flags, and the checkpoint to resume from (or None).
+
+    With --resume, the config is the saved run's, with the flags typed now applied where
+    `resumable` allows (see resume_config), and cfg["resume"] names the checkpoint."""
+    args = build_parser().parse_args(argv)
+    if not args.resume:
+        return vars(args), None
+    ckpt = load_checkpoint(args.resume, script)
+    cfg = resume_config(ckpt["cfg"], args, explicit_flags(build_parser, argv), resumable)
+    cfg["resume"] = args.resume
+    return cfg, ckpt
+
+
 # --------------------------------------------------------------------------- device, seeds
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
@@ -100,6 +147,17 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         die("--device cuda was asked for but no CUDA GPU is visible to PyTorch")
     return torch.device(name)
+
+
+def setup_device(cfg: dict) -> torch.device:
+    """The run's device, with every RNG seeded from cfg["seed"] and, on CUDA, the fast
+    convolution and TF32 matrix paths on (cuDNN picks its fastest kernels once per shape)."""
+    device = pick_device(cfg["device"])
+    seed_everything(cfg["seed"])
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -128,12 +186,52 @@ def set_rng_state(state: dict) -> None:
 
 
 # --------------------------------------------------------------------------- run folders, images
-def make_run_dir(script: str, name: str, out: str | None = None, subdirs=("samples", "checkpoints")) -> Path:
-    """runs/<script>/<name>-<time>/ (or `out`), with `subdirs` inside."""
-    run_dir = Path(out) if out else Path("runs") / script / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    for sub in subdirs:
-        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+def make_run_dir(script: str, cfg: dict, subdirs=("samples", "checkpoints")) -> Path:
+    """The run folder, with `subdirs` inside: the resumed checkpoint's own run folder, or
+    --out, or runs/<script>/<dataset>-<time>/. One line and exit if it cannot be created."""
+    if cfg.get("resume"):
+        run_dir = Path(cfg["resume"]).resolve().parent.parent
+    elif cfg.get("out"):
+        run_dir = Path(cfg["out"])
+    else:
+        run_dir = Path("runs") / script / f"{cfg['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        for sub in subdirs:
+            (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, a path under a file, no permission
+        die(f"cannot create the run folder {run_dir} ({exc.strerror or exc}); choose another --out")
     return run_dir
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes that can still be allocated on `device` (CUDA: free on the GPU; CPU: MemAvailable)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def build_models(cfg: dict, device: torch.device, *builders) -> list[torch.nn.Module]:
+    """builder(cfg) for each builder, on `device`. The models are first built on PyTorch's meta
+    device, which allocates nothing, so that a model too large to train (an absurd --z-dim, say)
+    is refused in one line instead of exhausting the machine: training holds each parameter
+    about four times (the weight, its gradient, Adam's two moments)."""
+    with torch.device("meta"):
+        n_params = sum(p.numel() for build in builders for p in build(cfg).parameters())
+    needed, free = 16 * n_params, free_memory(device)
+    if needed > free:
+        die(f"the models have {n_params / 1e6:,.0f}M parameters and need about {needed / 2**30:,.1f} GiB to train, "
+            f"but {device.type} has {free / 2**30:,.1f} GiB free: make them smaller (e.g. --z-dim, widths)")
+    return [build(cfg).to(device) for build in builders]
+
+
+def compile_models(mode: str | None, *modules):
+    """torch.compile each module with `mode`, or return them as they are when mode is None.
+    The compiled versions share their parameters with the originals, which are what is saved."""
+    return modules if not mode else tuple(torch.compile(m, mode=mode) for m in modules)
 
 
 def save_grid(images: torch.Tensor, path, nrow: int = 8, value_range=(-1.0, 1.0)) -> None:
@@ -159,6 +257,11 @@ def save_gif(frames, path, fps: float = 4.0) -> None:
         tmp = Path(path).with_suffix(".tmp.gif")
         imageio.mimsave(tmp, images, duration=1000 / fps, loop=0)
         os.replace(tmp, path)
+
+
+def save_progress_gif(frames_dir, path) -> None:
+    """progress.gif: every frames_dir/epoch_*.png so far, in order, one frame an epoch."""
+    save_gif(sorted(Path(frames_dir).glob("epoch_*.png")), path)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -211,35 +314,73 @@ def restore_training_state(ckpt: dict, models: dict, optimizers: dict) -> None:
     set_rng_state(ckpt["rng"])
 
 
-# --------------------------------------------------------------------------- loss log
-class LossLog:
-    """losses.csv, one row per logging window, and a losses.png plot of it.
+# --------------------------------------------------------------------------- training log
+class TrainingLog:
+    """losses.csv, losses.png and the progress bar of a training run.
 
-    On resume, rows logged after the checkpoint's step (work that was lost) are dropped,
-    so the file reads as one uninterrupted run.
+    `add(metrics, step, epoch)` adds a train step's metrics (a 1-D tensor, still on the device)
+    to a running sum; every `every` steps, and whenever `flush()` is called (at the end of an
+    epoch), the window's means are read back in one host sync, the only one in the loop, and
+    written as one CSV row and as the progress bar's text.
+
+    columns        names of the entries of the metrics tensor, in order
+    status         the bar's text: a format string over the column names, or a function of the row
+    extra          optional: a function called at each flush returning more columns by name
+                   (0-d tensors on the device are read back in the same sync, floats as they are)
+    images_per_step  images a step consumes, for the rate column (`rate`, images_per_s by default)
+    resumed        on resume, rows logged after the checkpoint's step (lost work) are dropped,
+                   so the file reads as one uninterrupted run
     """
 
-    def __init__(self, path, columns: list[str], resume_step: int | None = None):
-        self.path, self.columns = Path(path), ["step", "epoch", *columns]
-        if resume_step is None or not self.path.exists():
-            with open(self.path, "w", newline="") as f:
-                csv.writer(f).writerow(self.columns)
-        else:
-            kept = [r for r in self.rows() if int(r["step"]) <= resume_step]
-            with open(self.path, "w", newline="") as f:
-                writer = csv.DictWriter(f, self.columns)
-                writer.writeheader()
-                writer.writerows(kept)
+    def __init__(self, run_dir, columns: list[str], *, every: int, images_per_step: int, total_steps,
+                 step: int, resumed: bool, status, extra=None, extra_columns=(), rate: str = "images_per_s"):
+        from tqdm import tqdm
+        self.path, self.run_dir = Path(run_dir) / "losses.csv", Path(run_dir)
+        self.columns, self.extra_columns, self.rate = list(columns), list(extra_columns), rate
+        self.every, self.images_per_step, self.status, self.extra = every, images_per_step, status, extra
+        self.step, self.epoch, self.window, self.sums, self.last_status = step, 0, 0, None, ""
+        self.window_start = time.perf_counter()
+        header = ["step", "epoch", *self.columns, *self.extra_columns, rate]
+        kept = [r for r in self.rows() if int(r["step"]) <= step] if resumed and self.path.exists() else []
+        with open(self.path, "w", newline="") as f:
+            writer = csv.DictWriter(f, header)
+            writer.writeheader()
+            writer.writerows(kept)
+        self.bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True)
 
-    def write(self, step: int, epoch: int, values: dict) -> None:
-        with open(self.path, "a", newline="") as f:
-            csv.writer(f).writerow([step, epoch] + [f"{values[c]:.6g}" for c in self.columns[2:]])
+    def add(self, metrics: torch.Tensor, step: int, epoch: int) -> None:
+        """Count one finished step (the step counter after it, the epoch it belongs to)."""
+        self.sums = metrics if self.sums is None else self.sums + metrics
+        self.step, self.epoch, self.window = step, epoch, self.window + 1
+        self.bar.update()
+        if self.window == self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.window:
+            extra = self.extra() if self.extra else {}
+            on_device = [k for k, v in extra.items() if isinstance(v, torch.Tensor)]
+            means = torch.cat([self.sums / self.window, *(extra[k].reshape(1).to(self.sums) for k in on_device)])
+            values = dict(zip(self.columns + on_device, means.tolist()))  # the one host sync per window
+            values.update((k, float(v)) for k, v in extra.items() if k not in on_device)
+            values[self.rate] = self.window * self.images_per_step / (time.perf_counter() - self.window_start)
+            with open(self.path, "a", newline="") as f:
+                csv.writer(f).writerow([self.step, self.epoch + 1] +
+                                       [f"{values[c]:.6g}" for c in self.columns + self.extra_columns + [self.rate]])
+            self.last_status = self.status(values) if callable(self.status) else self.status.format(**values)
+            self.bar.set_postfix_str(f"{self.last_status}, {values[self.rate]:.0f}/s")
+        self.sums, self.window, self.window_start = None, 0, time.perf_counter()
+
+    def close(self) -> None:
+        self.flush()
+        self.bar.close()
 
     def rows(self) -> list[dict]:
         with open(self.path, newline="") as f:
             return list(csv.DictReader(f))
 
-    def plot(self, path, keys: list[str]) -> None:
+    def plot(self, keys: list[str]) -> None:
+        """losses.png beside losses.csv: the columns `keys` against the step."""
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -254,8 +395,22 @@ class LossLog:
         ax.legend()
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(path, dpi=100)
+        fig.savefig(self.run_dir / "losses.png", dpi=100)
         plt.close(fig)
+
+
+@contextmanager
+def save_on_interrupt(log: TrainingLog, save_last):
+    """Run a training loop so that Ctrl-C loses nothing: the log's last window is written,
+    `save_last()` writes the last checkpoint and returns its path, and the run exits with one
+    line saying how to continue. The progress bar is closed however the block ends."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        log.close()
+        die(f"interrupted at step {log.step}; saved {save_last()} (continue with --resume)")
+    finally:
+        log.bar.close()
 
 
 # --------------------------------------------------------------------------- data sets
@@ -263,6 +418,11 @@ MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 MNIST_FAMILY = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+
+
+def _check_data_root(root) -> None:
+    if Path(root).exists() and not Path(root).is_dir():
+        die(f"--data-root {root} is a file; it must be a folder (data sets live in sub-folders of it)")
 
 
 def _unpack_idx(src_dir: Path, raw_dir: Path) -> None:
@@ -275,8 +435,12 @@ def _unpack_idx(src_dir: Path, raw_dir: Path) -> None:
         for source, opener in ((src_dir / name, open), (src_dir / f"{name}.gz", gzip.open)):
             if source.exists():
                 tmp = target.with_suffix(".tmp")
-                with opener(source, "rb") as f_in, open(tmp, "wb") as f_out:
-                    shutil.copyfileobj(f_in, f_out)
+                try:
+                    with opener(source, "rb") as f_in, open(tmp, "wb") as f_out:
+                        shutil.copyfileobj(f_in, f_out)
+                except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+                    tmp.unlink(missing_ok=True)
+                    die(f"{source} is corrupt ({type(exc).__name__}: {exc}); replace it with the original file")
                 os.replace(tmp, target)
                 break
 
@@ -302,16 +466,28 @@ def load_mnist_family(name: str, root, train: bool = True) -> tuple[torch.Tensor
     Fashion-MNIST also in Debian's dataset-fashion-mnist package.
     """
     from torchvision import datasets
+    _check_data_root(root)
     folder = MNIST_FAMILY[name]
     raw_dir = Path(root) / folder / "raw"
     _unpack_idx(raw_dir, raw_dir)
     if name == "fashion-mnist" and DEBIAN_FASHION_MNIST.is_dir():
         _unpack_idx(DEBIAN_FASHION_MNIST, raw_dir)
+    dataset_class = getattr(datasets, folder)
+    if all((raw_dir / f).is_file() for f in MNIST_FILES):  # on disk: a failure now means damaged files
+        try:
+            ds = dataset_class(root, train=train, download=False)
+        except Exception as exc:  # torchvision asserts on a bad header, fails to reshape a short file
+            files = " and ".join(f for f in MNIST_FILES if f.startswith("train" if train else "t10k"))
+            reason = str(exc).splitlines()[0][:100] if str(exc) else "bad header"
+            die(f"the {name} files {files} in {raw_dir} are corrupt ({type(exc).__name__}: {reason}); "
+                f"replace them with the originals")
+        if len(ds.data) != len(ds.targets):
+            die(f"the {name} images and labels in {raw_dir} disagree ({len(ds.data)} images, {len(ds.targets)} labels)")
+        return ds.data, ds.targets
     hint = (f"{name} is not in {raw_dir} and could not be downloaded: put "
             f"{', '.join(f + '.gz' for f in MNIST_FILES)} there, or pass --data-root")
     if name == "fashion-mnist":
         hint += " (or: apt-get install dataset-fashion-mnist)"
-    dataset_class = getattr(datasets, folder)
     ds = _with_quiet_download(lambda download: dataset_class(root, train=train, download=download), hint)
     return ds.data, ds.targets
 
@@ -319,21 +495,46 @@ def load_mnist_family(name: str, root, train: bool = True) -> tuple[torch.Tensor
 def load_cifar10(root, train: bool = True) -> torch.Tensor:
     """CIFAR-10 images as uint8 (N, 3, 32, 32), from <root>/cifar-10-batches-py or download."""
     from torchvision import datasets
+    _check_data_root(root)
     hint = (f"CIFAR-10 is not in {Path(root) / 'cifar-10-batches-py'} and could not be downloaded: "
             f"put cifar-10-python.tar.gz in {root}, or pass --data-root")
     ds = _with_quiet_download(lambda download: datasets.CIFAR10(root, train=train, download=download), hint)
     return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
 
 
+class SkipUnreadable(torch.utils.data.Dataset):
+    """An image dataset in which an image that cannot be read is skipped, with a warning naming
+    it, for the next readable one: one broken file does not end a long run from inside a
+    DataLoader worker."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        from PIL import UnidentifiedImageError
+        for offset in range(len(self.dataset)):
+            i = (index + offset) % len(self.dataset)
+            try:
+                return self.dataset[i]
+            except (OSError, ValueError, SyntaxError, UnidentifiedImageError) as exc:
+                print(f"warning: skipping unreadable image {self.dataset.samples[i][0]} ({type(exc).__name__}: {exc})",
+                      file=sys.stderr)
+        raise RuntimeError("no image of the folder can be read")
+
+
 def load_image_folder(path, image_size: int, channels: int = 3):
     """A torchvision ImageFolder of any images, resized and center-cropped to image_size,
-    as tensors in [-1, 1]. Images may sit in class subfolders or directly in `path`."""
+    as tensors in [-1, 1]. Images may sit in class subfolders or directly in `path`;
+    unreadable ones are skipped with a warning."""
     from torchvision import datasets, transforms
     if not path:
         die("--dataset folder needs --image-folder PATH")
     path = Path(path)
     if not path.is_dir():
-        die(f"image folder {path} does not exist")
+        die(f"image folder {path} does not exist" if not path.exists() else f"--image-folder {path} is a file, not a folder")
     transform = transforms.Compose([
         transforms.Resize(image_size),
         transforms.CenterCrop(image_size),
@@ -346,9 +547,9 @@ def load_image_folder(path, image_size: int, channels: int = 3):
     root, allow = (path, None) if has_subfolders else (path.parent, {path.name})
     try:
         if allow is None:
-            return datasets.ImageFolder(root, transform=transform)
-        return datasets.ImageFolder(root, transform=transform,
-                                    is_valid_file=lambda f: Path(f).parent.name in allow
-                                    and datasets.folder.has_file_allowed_extension(f, datasets.folder.IMG_EXTENSIONS))
+            return SkipUnreadable(datasets.ImageFolder(root, transform=transform))
+        return SkipUnreadable(datasets.ImageFolder(
+            root, transform=transform, is_valid_file=lambda f: Path(f).parent.name in allow
+            and datasets.folder.has_file_allowed_extension(f, datasets.folder.IMG_EXTENSIONS)))
     except (FileNotFoundError, RuntimeError) as exc:
         die(f"no images found under {path} ({str(exc).splitlines()[0][:100]})")
