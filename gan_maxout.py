@@ -26,18 +26,17 @@ epoch, and on Ctrl-C) and checkpoints/epoch_XXX.pt (every --save-every epochs).
 import argparse
 import math
 import time
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
 import utils
 
 SCRIPT = "gan_maxout"
 VALUE_RANGE = (0.0, 1.0)  # pixels are intensities in [0, 1] (Pylearn2 divides by 255), G ends in a sigmoid
-LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake", "lr", "momentum", "images_per_s"]
+LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake"]  # what train_step returns; losses.csv adds lr, momentum, images_per_s
+STATUS = "D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f} lr {lr:.4f}"  # the progress bar's text
 
 
 # --------------------------------------------------------------------------- hyper-parameters
@@ -283,88 +282,76 @@ def evaluate_parzen(cfg, G, device):
 
 
 # --------------------------------------------------------------------------- main
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def check_flags(cfg):
     for name in ("d_input_keep", "d_hidden_keep"):
-        if not 0 < getattr(args, name) <= 1:
-            utils.die(f"--{name.replace('_', '-')} must be in (0, 1], got {getattr(args, name)}")
+        if not 0 < cfg[name] <= 1:
+            utils.die(f"--{name.replace('_', '-')} must be in (0, 1], got {cfg[name]}")
     for name in ("momentum_start", "momentum_end"):
-        if not 0 <= getattr(args, name) < 1:
-            utils.die(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(args, name)}")
-    if not (args.lr_decay > 0 and args.min_lr >= 0):
-        utils.die(f"--lr-decay must be positive and --min-lr not negative, got {args.lr_decay} and {args.min_lr}")
-    if args.eval_parzen:
-        if not args.ckpt:
-            utils.die("--eval-parzen needs --ckpt PATH")
-        ckpt = utils.load_checkpoint(args.ckpt, SCRIPT)
-        cfg = utils.resume_config(ckpt["cfg"], args, utils.explicit_flags(build_parser, argv) - {"ckpt"}, RESUMABLE)
-        device = utils.pick_device(cfg["device"])
-        G = build_generator(cfg).to(device)
-        G.load_state_dict(ckpt["models"]["G"])
-        began = time.perf_counter()
-        sigma, mean, stderr = evaluate_parzen(cfg, G, device)
-        print(f"Parzen log-likelihood of {cfg['dataset']} {':'.join(map(str, cfg['test_range']))} "
-              f"under {cfg['parzen_samples']} samples (step {ckpt['step']}, epoch {ckpt['epoch']}): "
-              f"{mean:.1f} +- {stderr:.1f} nats (sigma {sigma:.4f}, {time.perf_counter() - began:.1f} s on {device})")
-        return mean, stderr
+        if not 0 <= cfg[name] < 1:
+            utils.die(f"--{name.replace('_', '-')} must be in [0, 1), got {cfg[name]}")
+    if not (cfg["lr_decay"] > 0 and cfg["min_lr"] >= 0):
+        utils.die(f"--lr-decay must be positive and --min-lr not negative, got {cfg['lr_decay']} and {cfg['min_lr']}")
 
-    if args.resume:
-        ckpt = utils.load_checkpoint(args.resume, SCRIPT)
-        cfg = utils.resume_config(ckpt["cfg"], args, utils.explicit_flags(build_parser, argv), RESUMABLE)
-        out = str(Path(args.resume).resolve().parent.parent)  # the saved run's own folder
-    else:
-        ckpt = None
-        cfg = vars(args)
-        cfg["image_size"] = 28
-        out = cfg["out"]
+
+def eval_parzen(argv):
+    """python gan_maxout.py --eval-parzen --ckpt PATH: print the Parzen score of a checkpoint."""
+    args = build_parser().parse_args(argv)
+    if not args.ckpt:
+        utils.die("--eval-parzen needs --ckpt PATH")
+    ckpt = utils.load_checkpoint(args.ckpt, SCRIPT)
+    cfg = utils.resume_config(ckpt["cfg"], args, utils.explicit_flags(build_parser, argv) - {"ckpt"}, RESUMABLE)
     device = utils.pick_device(cfg["device"])
-    utils.seed_everything(cfg["seed"])
+    G = build_generator(cfg).to(device)
+    G.load_state_dict(ckpt["models"]["G"])
+    began = time.perf_counter()
+    sigma, mean, stderr = evaluate_parzen(cfg, G, device)
+    print(f"Parzen log-likelihood of {cfg['dataset']} {':'.join(map(str, cfg['test_range']))} "
+          f"under {cfg['parzen_samples']} samples (step {ckpt['step']}, epoch {ckpt['epoch']}): "
+          f"{mean:.1f} +- {stderr:.1f} nats (sigma {sigma:.4f}, {time.perf_counter() - began:.1f} s on {device})")
+    return mean, stderr
 
+
+@utils.one_line_errors
+def main(argv=None):
+    cfg, ckpt = utils.parse_config(build_parser, argv, SCRIPT, RESUMABLE)
+    check_flags(cfg)
+    if cfg["eval_parzen"]:
+        return eval_parzen(argv)
+    cfg["image_size"] = 28
+    device = utils.setup_device(cfg)
     data = load_images(cfg, "train_range", device)
     steps_per_epoch = len(data) // cfg["batch_size"]
     if steps_per_epoch == 0:
         utils.die(f"--batch-size {cfg['batch_size']} is larger than the training set ({len(data)} images)")
-    run_dir = utils.make_run_dir(SCRIPT, cfg["dataset"], out)  # only once the flags and data are good
+    run_dir = utils.make_run_dir(SCRIPT, cfg)  # only once the flags and data are good
 
-    G, D = build_generator(cfg).to(device), build_discriminator(cfg).to(device)
+    G, D = utils.build_models(cfg, device, build_generator, build_discriminator)
     init_sigmoid_bias_from_marginals(G, data)
     opt_g = torch.optim.SGD(G.parameters(), lr=cfg["lr"], momentum=cfg["momentum_start"])
     opt_d = torch.optim.SGD(D.parameters(), lr=cfg["lr"], momentum=cfg["momentum_start"])
+    models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
-    epoch, epoch_step, step = 0, 0, 0
+    epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
     if ckpt:
-        utils.restore_training_state(ckpt, {"G": G, "D": D}, {"G": opt_g, "D": opt_d})
+        utils.restore_training_state(ckpt, models, optimizers)
         fixed_noise = ckpt["fixed_noise"].to(device)
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
-    G_train, D_train = G, D
-    if cfg["compile"]:
-        G_train, D_train = torch.compile(G, mode=cfg["compile"]), torch.compile(D, mode=cfg["compile"])
-
-    log = utils.LossLog(run_dir / "losses.csv", LOSS_COLUMNS, resume_step=step if ckpt else None)
+    G_train, D_train = utils.compile_models(cfg["compile"], G, D)
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
+    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, every=cfg["log_every"], images_per_step=cfg["batch_size"],
+                            total_steps=total_steps, step=step, resumed=ckpt is not None, status=STATUS,
+                            extra_columns=["lr", "momentum"],
+                            extra=lambda: {"lr": opt_d.param_groups[0]["lr"], "momentum": opt_d.param_groups[0]["momentum"]})
 
-    def checkpoint(path):
-        utils.save_training_state(path, SCRIPT, cfg, {"G": G, "D": D}, {"G": opt_g, "D": opt_d},
+    def checkpoint(name):
+        path = run_dir / "checkpoints" / name
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers,
                                   epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
+        return path
 
     print(f"gan_maxout: {len(data)} {cfg['dataset']} images ({':'.join(map(str, cfg['train_range']))}) on {device}, "
           f"{steps_per_epoch} steps/epoch, writing to {run_dir}")
-    sums, window, window_start = torch.zeros(4, device=device), 0, time.perf_counter()
-
-    def flush_log():
-        nonlocal sums, window, window_start
-        if window:
-            d_loss, g_loss, d_real, d_fake = (sums / window).tolist()
-            rate = window * cfg["batch_size"] / (time.perf_counter() - window_start)
-            lr, mom = opt_d.param_groups[0]["lr"], opt_d.param_groups[0]["momentum"]
-            log.write(step, epoch + 1, dict(d_loss=d_loss, g_loss=g_loss, d_real=d_real, d_fake=d_fake,
-                                            lr=lr, momentum=mom, images_per_s=rate))
-            bar.set_postfix_str(f"D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f} lr {lr:.4f} {rate:.0f} img/s")
-        sums, window, window_start = torch.zeros(4, device=device), 0, time.perf_counter()
-
-    bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True)
-    try:
+    with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
         while step < total_steps:
             for opt in (opt_g, opt_d):
                 opt.param_groups[0]["momentum"] = momentum(cfg, epoch)
@@ -372,28 +359,20 @@ def main(argv=None):
                 for opt in (opt_g, opt_d):
                     opt.param_groups[0]["lr"] = learning_rate(cfg, step)
                 z = sample_noise(cfg, real.shape[0], device)
-                sums += train_step(G_train, D_train, opt_g, opt_d, real, z, cfg["amp"])
-                step, epoch_step, window = step + 1, epoch_step + 1, window + 1
-                bar.update()
-                if window == cfg["log_every"]:
-                    flush_log()
+                metrics = train_step(G_train, D_train, opt_g, opt_d, real, z, cfg["amp"])
+                step, epoch_step = step + 1, epoch_step + 1
+                log.add(metrics, step, epoch)
                 if step >= total_steps:
                     break
-            flush_log()
+            log.flush()
             save_samples(G, fixed_noise, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
-            utils.save_gif(sorted((run_dir / "samples").glob("epoch_*.png")), run_dir / "progress.gif")
-            log.plot(run_dir / "losses.png", ["d_loss", "g_loss"])
+            utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
+            log.plot(["d_loss", "g_loss"])
             if epoch_step == steps_per_epoch:
                 epoch, epoch_step = epoch + 1, 0
                 if epoch % cfg["save_every"] == 0:
-                    checkpoint(run_dir / "checkpoints" / f"epoch_{epoch:03d}.pt")
-            checkpoint(run_dir / "checkpoints" / "last.pt")
-    except KeyboardInterrupt:
-        bar.close()
-        flush_log()
-        checkpoint(run_dir / "checkpoints" / "last.pt")
-        utils.die(f"interrupted at step {step}; saved {run_dir / 'checkpoints' / 'last.pt'} (continue with --resume)")
-    bar.close()
+                    checkpoint(f"epoch_{epoch:03d}.pt")
+            checkpoint("last.pt")
     print(f"done: {step} steps in {run_dir}; score it with: "
           f"python gan_maxout.py --eval-parzen --ckpt {run_dir / 'checkpoints' / 'last.pt'}")
     return run_dir

@@ -46,20 +46,17 @@ Writes, under runs/gan_mlp/<dataset>-<time>/ (or --out):
   checkpoints/last.pt         after every epoch and on Ctrl-C; epoch_XXX.pt every --save-every
 """
 import math
-import time
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
 import utils
 
 SCRIPT = "gan_mlp"
 VALUE_RANGE = (-1.0, 1.0)  # G ends in tanh; data are scaled to match
 STEP_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake", "g_grad"]  # what train_step returns
-LOSS_COLUMNS = STEP_COLUMNS + ["samples_per_s"]
 
 # the 1d data: a mixture of two well separated Gaussians with unequal weights, inside [-1, 1]
 MIXTURE_MEANS = (-0.75, 0.75)
@@ -224,6 +221,21 @@ def describe_modes(weights):
     return f"{modes_covered(weights)}/{len(weights)} modes, weights {listed(weights)} (true {listed(MIXTURE_WEIGHTS)})"
 
 
+def mode_stats(x):
+    """The MODE_COLUMNS of a log row for samples x, as 0-d tensors on x's device."""
+    weights = mode_weights(x)
+    covered = (weights >= COVERED * torch.tensor(MIXTURE_WEIGHTS, device=x.device)).sum()
+    return dict(zip(MODE_COLUMNS, [covered, *weights]))
+
+
+def status_text(row):
+    """The progress bar's text for a log row (a dict of the logged values)."""
+    text = "D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f} |grad G| {g_grad:.2g}".format(**row)
+    if "mode1_weight" in row:
+        text += ", " + describe_modes([row[c] for c in MODE_COLUMNS[1:]])
+    return text
+
+
 # --------------------------------------------------------------------------- training step
 def generator_loss(fake_logits, loss):
     """G's loss given D's logits on G's samples.
@@ -298,117 +310,75 @@ def plot_1d(real, fake, D, path, title):
 
 
 # --------------------------------------------------------------------------- main
+@utils.one_line_errors
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.resume:
-        ckpt = utils.load_checkpoint(args.resume, SCRIPT)
-        cfg = utils.resume_config(ckpt["cfg"], args, utils.explicit_flags(build_parser, argv), RESUMABLE)
-        out = str(Path(args.resume).resolve().parent.parent)  # the saved run's own folder
-    else:
-        ckpt = None
-        cfg = vars(args)
-        one_d = cfg["dataset"] == "1d"
+    cfg, ckpt = utils.parse_config(build_parser, argv, SCRIPT, RESUMABLE)
+    one_d = cfg["dataset"] == "1d"
+    if not ckpt:
         for name, value in PRESETS["1d" if one_d else "images"].items():
             cfg[name] = cfg[name] or value
         cfg["image_size"] = None if one_d else 28  # the sampler reads image generators only
-        out = cfg["out"]
-    one_d = cfg["dataset"] == "1d"
     for beta in ("beta1", "beta2"):
         if not 0 <= cfg[beta] < 1:
             utils.die(f"--{beta} must be in [0, 1), got {cfg[beta]}")
-    device = utils.pick_device(cfg["device"])
-    utils.seed_everything(cfg["seed"])
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-
+    device = utils.setup_device(cfg)
     data = load_data(cfg, device)
     steps_per_epoch = len(data) // cfg["batch_size"]
     if steps_per_epoch == 0:
         utils.die(f"--batch-size {cfg['batch_size']} is larger than the data set ({len(data)} samples)")
-    run_dir = utils.make_run_dir(SCRIPT, cfg["dataset"], out, subdirs=("plots" if one_d else "samples", "checkpoints"))
+    frames = "plots" if one_d else "samples"
+    run_dir = utils.make_run_dir(SCRIPT, cfg, subdirs=(frames, "checkpoints"))
 
-    G, D = build_generator(cfg).to(device), build_discriminator(cfg).to(device)
+    G, D = utils.build_models(cfg, device, build_generator, build_discriminator)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=(cfg["beta1"], cfg["beta2"]))
+    models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
     if ckpt:
-        utils.restore_training_state(ckpt, {"G": G, "D": D}, {"G": opt_g, "D": opt_d})
+        utils.restore_training_state(ckpt, models, optimizers)
         fixed_noise = ckpt["fixed_noise"].to(device)
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
-    G_train, D_train = G, D
-    if cfg["compile"]:
-        G_train, D_train = torch.compile(G, mode=cfg["compile"]), torch.compile(D, mode=cfg["compile"])
-
-    log = utils.LossLog(run_dir / "losses.csv", LOSS_COLUMNS + (MODE_COLUMNS if one_d else []),
-                        resume_step=step if ckpt else None)
+    G_train, D_train = utils.compile_models(cfg["compile"], G, D)
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
-    frames = run_dir / ("plots" if one_d else "samples")
+    # 1d: where G's fixed-noise samples fall, computed on the device and read back with the losses
+    modes = dict(extra_columns=MODE_COLUMNS, extra=lambda: mode_stats(generate(G, fixed_noise))) if one_d else {}
+    log = utils.TrainingLog(run_dir, STEP_COLUMNS, every=cfg["log_every"], images_per_step=cfg["batch_size"],
+                            total_steps=total_steps, step=step, resumed=ckpt is not None, status=status_text,
+                            rate="samples_per_s", **modes)
 
-    def checkpoint(path):
-        utils.save_training_state(path, SCRIPT, cfg, {"G": G, "D": D}, {"G": opt_g, "D": opt_d},
+    def checkpoint(name):
+        path = run_dir / "checkpoints" / name
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers,
                                   epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
-
-    def end_of_epoch_outputs():
-        path = frames / f"epoch_{epoch + 1:03d}.png"
-        if one_d:
-            fake = generate(G, fixed_noise)
-            plot_1d(data, fake, D, path, f"{cfg['loss']}, epoch {epoch + 1}: {describe_modes(mode_weights(fake).tolist())}")
-        else:
-            utils.save_grid(generate(G, fixed_noise), path, nrow=8, value_range=VALUE_RANGE)
-        utils.save_gif(sorted(frames.glob("epoch_*.png")), run_dir / "progress.gif")
-        log.plot(run_dir / "losses.png", ["d_loss", "g_loss", *(MODE_COLUMNS[1:] if one_d else [])])
+        return path
 
     print(f"gan_mlp: {len(data)} {cfg['dataset']} {'points' if one_d else 'images of 1x28x28'} on {device}, "
           f"{cfg['loss']} loss, {steps_per_epoch} steps/epoch, writing to {run_dir}")
-    sums, window, window_start, status = torch.zeros(len(STEP_COLUMNS), device=device), 0, time.perf_counter(), ""
-
-    def flush_log():
-        nonlocal sums, window, window_start, status
-        if window:
-            stats = sums / window
-            if one_d:  # where G's fixed-noise samples fall, computed on the device like the losses
-                stats = torch.cat([stats, mode_weights(generate(G, fixed_noise))])
-            stats = stats.tolist()  # the one host sync per window
-            rate = window * cfg["batch_size"] / (time.perf_counter() - window_start)
-            values = dict(zip(STEP_COLUMNS, stats), samples_per_s=rate)
-            status = ("D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f} "
-                      "|grad G| {g_grad:.2g}".format(**values))
-            if one_d:
-                weights = stats[len(STEP_COLUMNS):]
-                values.update(zip(MODE_COLUMNS, [modes_covered(weights), *weights]))
-                status += ", " + describe_modes(weights)
-            log.write(step, epoch + 1, values)
-            bar.set_postfix_str(f"{status}, {rate:.0f}/s")
-        sums, window, window_start = torch.zeros(len(STEP_COLUMNS), device=device), 0, time.perf_counter()
-
-    bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True)
-    try:
+    with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
         while step < total_steps:
             for real in epoch_batches(data, cfg, epoch, epoch_step, device):
                 z = sample_noise(cfg, real.shape[0], device)
-                sums += train_step(G_train, D_train, opt_g, opt_d, real, z, cfg["loss"], cfg["amp"])
-                step, epoch_step, window = step + 1, epoch_step + 1, window + 1
-                bar.update()
-                if window == cfg["log_every"]:
-                    flush_log()
+                metrics = train_step(G_train, D_train, opt_g, opt_d, real, z, cfg["loss"], cfg["amp"])
+                step, epoch_step = step + 1, epoch_step + 1
+                log.add(metrics, step, epoch)
                 if step >= total_steps:
                     break
-            flush_log()
-            end_of_epoch_outputs()
+            log.flush()
+            picture = run_dir / frames / f"epoch_{epoch + 1:03d}.png"
+            if one_d:
+                fake = generate(G, fixed_noise)
+                plot_1d(data, fake, D, picture, f"{cfg['loss']}, epoch {epoch + 1}: {describe_modes(mode_weights(fake).tolist())}")
+            else:
+                utils.save_grid(generate(G, fixed_noise), picture, nrow=8, value_range=VALUE_RANGE)
+            utils.save_progress_gif(run_dir / frames, run_dir / "progress.gif")
+            log.plot(["d_loss", "g_loss", *(MODE_COLUMNS[1:] if one_d else [])])
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
                 epoch, epoch_step = epoch + 1, 0
                 if epoch % cfg["save_every"] == 0:
-                    checkpoint(run_dir / "checkpoints" / f"epoch_{epoch:03d}.pt")
-            checkpoint(run_dir / "checkpoints" / "last.pt")
-    except KeyboardInterrupt:
-        bar.close()
-        flush_log()
-        checkpoint(run_dir / "checkpoints" / "last.pt")
-        utils.die(f"interrupted at step {step}; saved {run_dir / 'checkpoints' / 'last.pt'} (continue with --resume)")
-    bar.close()
-    print(f"done: {step} steps; {status}. Pictures, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")
+                    checkpoint(f"epoch_{epoch:03d}.pt")
+            checkpoint("last.pt")
+    print(f"done: {step} steps; {log.last_status}. Pictures, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")
     return run_dir
 
 
