@@ -320,9 +320,9 @@ def main(argv=None):
     steps_per_epoch = len(data) // cfg["batch_size"]
     if steps_per_epoch == 0:
         utils.die(f"--batch-size {cfg['batch_size']} is larger than the data set ({len(data)} images)")
-    run_dir = utils.make_run_dir(SCRIPT, cfg)  # only once the flags and data are good
-
     G, D = utils.build_models(cfg, device, build_generator, build_discriminator)
+    run_dir = utils.make_run_dir(SCRIPT, cfg)  # only once flags, data and models are good
+
     # fused: one kernel per step instead of a loop of small ops (faster, fewer temporaries)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]), fused=True)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=(cfg["beta1"], cfg["beta2"]), fused=True)

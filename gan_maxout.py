@@ -323,9 +323,9 @@ def main(argv=None):
     steps_per_epoch = len(data) // cfg["batch_size"]
     if steps_per_epoch == 0:
         utils.die(f"--batch-size {cfg['batch_size']} is larger than the training set ({len(data)} images)")
-    run_dir = utils.make_run_dir(SCRIPT, cfg)  # only once the flags and data are good
-
     G, D = utils.build_models(cfg, device, build_generator, build_discriminator)
+    run_dir = utils.make_run_dir(SCRIPT, cfg)  # only once flags, data and models are good
+
     init_sigmoid_bias_from_marginals(G, data)
     opt_g = torch.optim.SGD(G.parameters(), lr=cfg["lr"], momentum=cfg["momentum_start"])
     opt_d = torch.optim.SGD(D.parameters(), lr=cfg["lr"], momentum=cfg["momentum_start"])

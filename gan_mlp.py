@@ -327,9 +327,9 @@ def main(argv=None):
     if steps_per_epoch == 0:
         utils.die(f"--batch-size {cfg['batch_size']} is larger than the data set ({len(data)} samples)")
     frames = "plots" if one_d else "samples"
-    run_dir = utils.make_run_dir(SCRIPT, cfg, subdirs=(frames, "checkpoints"))
-
     G, D = utils.build_models(cfg, device, build_generator, build_discriminator)
+    run_dir = utils.make_run_dir(SCRIPT, cfg, subdirs=(frames, "checkpoints"))  # only once flags, data and models are good
+
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=(cfg["beta1"], cfg["beta2"]))
     models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}

@@ -27,7 +27,7 @@ from torchvision.utils import make_grid
 import utils
 
 # scripts whose checkpoints this sampler reads; a checkpoint naming anything else is refused
-SCRIPTS = ("dcgan", "gan_mlp", "gan_maxout")  # each new script adds itself here
+SCRIPTS = ("dcgan", "gan_mlp", "gan_maxout", "wgan_gp")  # each new script adds itself here
 
 
 class Generator:
@@ -43,7 +43,8 @@ class Generator:
         self.G = self.script.build_generator(self.cfg)
         self.G.load_state_dict(state["models"]["G"])
         self.G.to(self.device).eval()
-        self.value_range = self.script.VALUE_RANGE
+        # a script whose output range depends on the run says so in the config; else one range for all
+        self.value_range = tuple(self.cfg.get("value_range") or self.script.VALUE_RANGE)
         self.run_dir = Path(ckpt).resolve().parent.parent
 
     def noise(self, n, seed):
@@ -54,9 +55,17 @@ class Generator:
     def __call__(self, z, batch_size=500):
         return torch.cat([self.G(chunk.to(self.device)).float().cpu() for chunk in z.split(batch_size)])
 
-    def out_path(self, out, default_name):
+    def out_path(self, out, default_name, folder=False):
+        """Where to write: `out`, or <run>/sampler/<default_name>. Its parent folder (or, with
+        folder=True, the path itself) is created; a path that cannot be, or that is the wrong
+        kind of thing (a folder where a file goes, a file where a folder goes), ends in one line."""
         path = Path(out) if out else self.run_dir / "sampler" / default_name
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not folder and path.is_dir():
+            utils.die(f"--out {path} is a folder; give a file name (e.g. {path / default_name})")
+        try:
+            (path if folder else path.parent).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            utils.die(f"cannot write to {path} ({exc.strerror or exc}); choose another --out")
         return path
 
 
@@ -73,6 +82,7 @@ def slerp(z0, z1, t):
     return (torch.sin((1 - t) * omega) / so).unsqueeze(-1) * z0 + (torch.sin(t * omega) / so).unsqueeze(-1) * z1
 
 
+@utils.one_line_errors
 def sample(ckpt, n=64, nrow=8, seed=0, out=None, device="auto"):
     """Write a grid of n samples to out (default <run>/sampler/samples.png)."""
     _check_positive(n=n, nrow=nrow)
@@ -82,6 +92,7 @@ def sample(ckpt, n=64, nrow=8, seed=0, out=None, device="auto"):
     return str(path)
 
 
+@utils.one_line_errors
 def interpolate(ckpt, rows=8, steps=10, mode="slerp", seed=0, out=None, device="auto"):
     """Write a grid: each row walks from one random z to another in `steps` images."""
     _check_positive(rows=rows, steps=steps)
@@ -97,6 +108,7 @@ def interpolate(ckpt, rows=8, steps=10, mode="slerp", seed=0, out=None, device="
     return str(path)
 
 
+@utils.one_line_errors
 def gif(ckpt, frames=60, n=16, seed=0, fps=15, out=None, device="auto"):
     """Write an animation: n samples whose z travel smoothly through the latent space and back."""
     _check_positive(frames=frames, n=n)
@@ -115,17 +127,18 @@ def gif(ckpt, frames=60, n=16, seed=0, fps=15, out=None, device="auto"):
     return str(path)
 
 
+@utils.one_line_errors
 def export(ckpt, n=10000, out=None, seed=0, batch_size=500, device="auto"):
     """Write n samples for FID tools: a folder of PNGs (pytorch-fid, torch-fidelity read it),
     or, when out ends in .npz, one uint8 array `images` shaped (n, H, W, C)."""
     _check_positive(n=n, batch_size=batch_size)
     gen = Generator(ckpt, device)
-    path = gen.out_path(out, "export")
+    as_npz = str(out or "").endswith(".npz")
+    path = gen.out_path(out, "export", folder=not as_npz)
     images = utils.to_uint8(gen(gen.noise(n, seed), batch_size), gen.value_range)
-    if path.suffix == ".npz":
+    if as_npz:
         np.savez_compressed(path, images=images)
     else:
-        path.mkdir(parents=True, exist_ok=True)
         for i, image in enumerate(images):
             Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(path / f"{i:06d}.png")
     return f"{n} samples -> {path}"
@@ -135,6 +148,8 @@ COMMANDS = {"sample": sample, "interpolate": interpolate, "gif": gif, "export": 
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
-    if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["sample", *argv]  # `python sampler.py --ckpt PATH` writes a grid
+    elif argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+        utils.die(f"unknown command {argv[0]!r}; the commands are {', '.join(COMMANDS)} (see --help)")
     fire.Fire(COMMANDS, command=argv, name="sampler.py")

@@ -6,12 +6,17 @@ at both ends). Prints one JSON line.
 
   python benchmarks/throughput.py --script dcgan --batch-size 64 --steps 200
   python benchmarks/throughput.py --script dcgan --batch-size 64 --data-path dataloader --workers 2
-  python benchmarks/throughput.py --script dcgan --data-root ../shared-copy --device cuda --compile reduce-overhead
+  python benchmarks/throughput.py --script dcgan --data-root ../shared-copy --device cuda --extra "--compile reduce-overhead"
+  python benchmarks/throughput.py --script wgan_gp --batch-size 50 --warmup 3 --steps 20
 
 --data-path tensor      the script's own path: the whole data set as one uint8 tensor on the
                         device, batches gathered by random permutation
 --data-path dataloader  the usual alternative, for comparison: torchvision MNIST with
                         ToTensor + Normalize transforms and a shuffling DataLoader
+
+A script whose step handles more than one batch (wgan_gp: n_critic critic batches, then one
+generator batch) says so through its images_per_step(cfg); each kind it names is reported as
+images/s (wgan_gp: "real" images the critic reads, "generated" images G makes).
 
 Without --data-root, a synthetic 60,000-image MNIST (random pixels, real IDX format) is
 written to a temporary folder, so the numbers need no download. Peak memory is the
@@ -114,14 +119,17 @@ def main():
         from contextlib import redirect_stderr, redirect_stdout
         with open(os.devnull, "w") as devnull, redirect_stdout(devnull), redirect_stderr(devnull):
             module.main(flags)
+        cfg = torch.load(os.path.join(tmp, "run", "checkpoints", "last.pt"), weights_only=True)["cfg"]
     last_step, end = timer.marks["last"]
     seconds, steps = end - timer.marks[args.warmup], last_step - args.warmup
+    per_step = module.images_per_step(cfg) if hasattr(module, "images_per_step") else {"": args.batch_size}
+    rates = {f"images_per_s{'_' + kind if kind else ''}": round(steps * n / seconds, 1) for kind, n in per_step.items()}
     peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     print(json.dumps({
         "script": args.script, "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
         "data_path": args.data_path, "batch_size": args.batch_size, "timed_steps": steps,
-        "steps_per_s": round(steps / seconds, 2), "images_per_s": round(steps * args.batch_size / seconds, 1),
+        "steps_per_s": round(steps / seconds, 2), **rates,
         "s_per_step": round(seconds / steps, 4),
         "peak_memory_mib": round(peak / 2 ** 20, 1), "peak_memory_kind": "cuda allocated" if device.type == "cuda" else "process RSS",
         "start_to_first_step_s": round(timer.marks[1] - START - synthetic_s, 2),

@@ -1,0 +1,442 @@
+"""WGAN-GP: Gulrajani, Ahmed, Arjovsky, Dumoulin & Courville 2017, "Improved Training of
+Wasserstein GANs" (arXiv:1704.00028), as the authors' code trains it (igul222/improved_wgan_training:
+gan_mnist.py and gan_cifar_resnet.py).
+
+A critic D (no sigmoid: any real number) estimates the Wasserstein-1 distance between the data
+and G's samples as E[D(x)] - E[D(G(z))], which is only valid while D is 1-Lipschitz. Instead of
+clipping D's weights (the first WGAN), the gradient penalty pushes the norm of D's input gradient
+towards 1 at points x_hat on straight lines between real and generated samples:
+
+    critic loss    E[D(G(z))] - E[D(x)] + lambda E[(||grad D(x_hat)||_2 - 1)^2]
+    generator loss -E[D(G(z))]
+
+The critic is trained n_critic = 5 times per generator step, each time on a fresh batch, so its
+estimate stays close to the true distance, whose gradient G then follows. The critic has no batch
+norm (the penalty is per sample; --critic-norm layer is the paper's alternative). Unlike a GAN's D
+loss, the estimate means something: it falls as G improves (losses.png shows it).
+
+Two experiments of the paper, chosen by the data:
+  28x28 grey (MNIST, Fashion-MNIST): gan_mnist.py's nets: G: z (128) -> FC 4x4x256 -> 5x5 up-convs
+    128 (cropped to 7x7), 64, 1 -> sigmoid; critic: 5x5 convs stride 2, 64/128/256 -> linear 1.
+    Adam 1e-4, betas (0.5, 0.9), batch 50, 200,000 generator steps.
+  32x32 RGB (CIFAR-10, a folder of images): gan_cifar_resnet.py's ResNets, 128 filters, nearest
+    up-sampling by depth-to-space and mean-pooling by space-to-depth. Adam 2e-4, betas (0, 0.9),
+    batch 64 (G's steps 128), learning rate decayed linearly to 0 over 100,000 generator steps.
+
+Run:
+  python wgan_gp.py --epochs 50                          # MNIST, downloaded to ./data if it can be
+  python wgan_gp.py --dataset cifar10                    # 100k generator steps, as the paper
+  python wgan_gp.py --dataset folder --image-folder ~/photos --steps 20000
+  python wgan_gp.py --resume runs/wgan_gp/<name>/checkpoints/last.pt
+  python sampler.py --ckpt runs/wgan_gp/<name>/checkpoints/last.pt
+
+Writes, under runs/wgan_gp/<dataset>-<time>/ (or --out):
+  samples/epoch_001.png ...   a grid from the same fixed noise after every epoch
+  progress.gif                those grids as one animation
+  losses.csv, losses.png      critic and G losses, the Wasserstein estimate, the penalty, lr, images/s
+  checkpoints/last.pt         after every epoch and on Ctrl-C; epoch_XXX.pt every --save-every
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import utils
+
+SCRIPT = "wgan_gp"
+LOSS_COLUMNS = ["d_loss", "g_loss", "wasserstein", "penalty"]  # what train_step returns; losses.csv adds lr, images_per_s
+STATUS = "critic {d_loss:.3f} G {g_loss:.3f} W {wasserstein:.3f} GP {penalty:.3f} lr {lr:.2g}"  # the progress bar's text
+
+# the authors' values for each of their two experiments; flags left unset take these
+PRESETS = {"mnist": dict(width=64, batch_size=50, lr=1e-4, beta1=0.5, steps=200_000, lr_decay="none"),
+           "resnet": dict(width=128, batch_size=64, lr=2e-4, beta1=0.0, steps=100_000, lr_decay="linear")}
+G_BATCH_MULTIPLE = {"mnist": 1, "resnet": 2}  # gan_cifar_resnet.py: GEN_BS_MULTIPLE = 2
+
+
+# --------------------------------------------------------------------------- hyper-parameters
+def build_parser():
+    p = utils.ArgumentParser(description="WGAN-GP (Gulrajani et al. 2017) on MNIST, Fashion-MNIST, CIFAR-10 or a folder.")
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "cifar10", "folder"],
+                      help="28x28 grey data train the MNIST nets, 32x32 RGB data the ResNets; "
+                           "mnist/fashion-mnist/cifar10 are downloaded into --data-root if missing")
+    data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
+    data.add_argument("--image-folder", default=None, help="with --dataset folder: a folder of images, resized to 32x32")
+    data.add_argument("--workers", type=int, default=4, help="DataLoader worker processes for --dataset folder")
+
+    model = p.add_argument_group("model")
+    model.add_argument("--z-dim", type=utils.positive_int, default=128, help="size of the noise vector z ~ N(0, I) (paper: 128)")
+    model.add_argument("--width", type=utils.positive_int, default=None,
+                       help="the nets' base width: MNIST nets' DIM (default 64), ResNets' filters (default 128)")
+    model.add_argument("--critic-norm", default="none", choices=["none", "layer"],
+                       help="normalisation in the critic: none (paper's default) or layer norm, which the paper "
+                            "suggests in place of batch norm (batch norm would couple the samples of a batch)")
+
+    optim = p.add_argument_group("optimisation")
+    optim.add_argument("--steps", type=utils.positive_int, default=None,
+                       help="generator steps in all, as the paper counts (default 200,000 MNIST, 100,000 ResNet)")
+    optim.add_argument("--epochs", type=utils.positive_int, default=None,
+                       help="or stop after this many passes over the data, if sooner (one step uses n-critic batches)")
+    optim.add_argument("--batch-size", type=utils.positive_int, default=None, help="images per critic step (default 50 MNIST, 64 ResNet)")
+    optim.add_argument("--g-batch-size", type=utils.positive_int, default=None,
+                       help="samples per generator step (default: the batch size for MNIST, twice it for the ResNet)")
+    optim.add_argument("--n-critic", type=utils.positive_int, default=5, help="critic steps per generator step (paper: 5)")
+    optim.add_argument("--gp-lambda", type=float, default=10.0, help="weight of the gradient penalty (paper: 10)")
+    optim.add_argument("--lr", type=utils.positive_float, default=None, help="Adam learning rate of G and critic (default 1e-4 MNIST, 2e-4 ResNet)")
+    optim.add_argument("--beta1", type=float, default=None, help="Adam beta1 (default 0.5 MNIST, 0 ResNet)")
+    optim.add_argument("--beta2", type=float, default=0.9, help="Adam beta2 (paper: 0.9)")
+    optim.add_argument("--lr-decay", default=None, choices=["none", "linear"],
+                       help="linear: the learning rate falls to 0 at the last step (default for the ResNet; none for MNIST)")
+
+    run = p.add_argument_group("run")
+    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train; auto picks CUDA if present")
+    run.add_argument("--amp", action="store_true",
+                     help="bfloat16 autocast for the forward passes; the gradient penalty stays in fp32")
+    run.add_argument("--compile", nargs="?", const="default", default=None,
+                     choices=["default", "reduce-overhead", "max-autotune"],
+                     help="torch.compile G; the critic stays eager, since the penalty's double backward cannot be compiled")
+    run.add_argument("--seed", type=int, default=0, help="seeds weights, noise, data order: same seed, same run")
+    run.add_argument("--out", default=None, help="run folder (default runs/wgan_gp/<dataset>-<time>)")
+    run.add_argument("--resume", default=None, help="checkpoint to continue from; its run folder is reused")
+    run.add_argument("--save-every", type=utils.positive_int, default=10, help="also keep checkpoints/epoch_XXX.pt every N epochs")
+    run.add_argument("--log-every", type=utils.positive_int, default=100,
+                     help="average the losses over N generator steps, then log them (the only host sync in the loop)")
+    run.add_argument("--sample-size", type=utils.positive_int, default=100, help="images in each per-epoch grid")
+    return p
+
+
+# flags that may change when a run is resumed; everything else must match the checkpoint
+RESUMABLE = {"epochs", "steps", "device", "amp", "compile", "data_root", "image_folder", "workers", "save_every", "log_every"}
+
+
+# --------------------------------------------------------------------------- models: MNIST (gan_mnist.py)
+def critic_norm(channels, kind):
+    """Layer norm over (C, H, W) with a scale and shift per channel, as the authors' Layernorm; or nothing."""
+    return nn.GroupNorm(1, channels) if kind == "layer" else nn.Identity()
+
+
+class MNISTGenerator(nn.Module):
+    """z -> FC 4x4x4d, ReLU -> 5x5 up-conv 2d /2, ReLU, crop 8x8 to 7x7 -> 5x5 up-conv d /2, ReLU
+    -> 5x5 up-conv 1 /2 -> sigmoid (pixels in [0, 1]). d = --width, 64 in the paper. No batch norm."""
+
+    def __init__(self, z_dim, width):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(z_dim, 4 * 4 * 4 * width), nn.ReLU(True), nn.Unflatten(1, (4 * width, 4, 4)))
+        self.up1 = nn.Sequential(nn.ConvTranspose2d(4 * width, 2 * width, 5, 2, 2, output_padding=1), nn.ReLU(True))  # 8x8
+        self.up2 = nn.Sequential(nn.ConvTranspose2d(2 * width, width, 5, 2, 2, output_padding=1), nn.ReLU(True))      # 14x14
+        self.out = nn.Sequential(nn.ConvTranspose2d(width, 1, 5, 2, 2, output_padding=1), nn.Sigmoid())               # 28x28
+
+    def forward(self, z):
+        return self.out(self.up2(self.up1(self.fc(z))[:, :, :7, :7]))  # 7 = 28 / 4: two more doublings reach 28
+
+
+class MNISTCritic(nn.Module):
+    """5x5 conv d /2, LReLU 0.2 -> 5x5 conv 2d /2, LReLU -> 5x5 conv 4d /2, LReLU -> linear 1 (no sigmoid)."""
+
+    def __init__(self, width, norm):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, width, 5, 2, 2), nn.LeakyReLU(0.2),                                                  # 14x14
+            nn.Conv2d(width, 2 * width, 5, 2, 2), critic_norm(2 * width, norm), nn.LeakyReLU(0.2),            # 7x7
+            nn.Conv2d(2 * width, 4 * width, 5, 2, 2), critic_norm(4 * width, norm), nn.LeakyReLU(0.2),        # 4x4
+            nn.Flatten(), nn.Linear(4 * 4 * 4 * width, 1),
+        )
+
+    def forward(self, x):
+        return self.net(x).view(-1)
+
+
+# --------------------------------------------------------------------------- models: ResNet (gan_cifar_resnet.py)
+class UpSample(nn.Module):
+    """x2 nearest-neighbour up-sampling as the authors write it: four copies of every channel,
+    then depth-to-space, so each pixel becomes a 2x2 block."""
+
+    def __init__(self):
+        super().__init__()
+        self.depth_to_space = nn.PixelShuffle(2)
+
+    def forward(self, x):
+        return self.depth_to_space(x.repeat_interleave(4, dim=1))
+
+
+class DownSample(nn.Module):
+    """x2 mean-pooling as the authors write it: space-to-depth, then the mean of each 2x2 block's four values."""
+
+    def __init__(self):
+        super().__init__()
+        self.space_to_depth = nn.PixelUnshuffle(2)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        return self.space_to_depth(x).view(n, c, 4, h // 2, w // 2).mean(2)
+
+
+class GeneratorBlock(nn.Module):
+    """BN, ReLU, up-sample, 3x3 conv, BN, ReLU, 3x3 conv; shortcut: up-sample, 1x1 conv."""
+
+    def __init__(self, ch):
+        super().__init__()
+        self.main = nn.Sequential(nn.BatchNorm2d(ch), nn.ReLU(), UpSample(), nn.Conv2d(ch, ch, 3, 1, 1),
+                                  nn.BatchNorm2d(ch), nn.ReLU(), nn.Conv2d(ch, ch, 3, 1, 1))
+        self.shortcut = nn.Sequential(UpSample(), nn.Conv2d(ch, ch, 1))
+
+    def forward(self, x):
+        return self.shortcut(x) + self.main(x)
+
+
+class CriticBlock(nn.Module):
+    """[norm], ReLU, 3x3 conv, [norm], ReLU, 3x3 conv[, down-sample]; shortcut: 1x1 conv and
+    down-sample when the block down-samples, else the identity."""
+
+    def __init__(self, ch, down, norm):
+        super().__init__()
+        self.main = nn.Sequential(critic_norm(ch, norm), nn.ReLU(), nn.Conv2d(ch, ch, 3, 1, 1),
+                                  critic_norm(ch, norm), nn.ReLU(), nn.Conv2d(ch, ch, 3, 1, 1),
+                                  DownSample() if down else nn.Identity())
+        self.shortcut = nn.Sequential(nn.Conv2d(ch, ch, 1), DownSample()) if down else nn.Identity()
+
+    def forward(self, x):
+        return self.shortcut(x) + self.main(x)
+
+
+class CriticFirstBlock(nn.Module):
+    """On the image itself (no ReLU first): 3x3 conv, ReLU, 3x3 conv, down-sample; shortcut: down-sample, 1x1 conv."""
+
+    def __init__(self, channels, ch):
+        super().__init__()
+        self.main = nn.Sequential(nn.Conv2d(channels, ch, 3, 1, 1), nn.ReLU(), nn.Conv2d(ch, ch, 3, 1, 1), DownSample())
+        self.shortcut = nn.Sequential(DownSample(), nn.Conv2d(channels, ch, 1))
+
+    def forward(self, x):
+        return self.shortcut(x) + self.main(x)
+
+
+class ResNetGenerator(nn.Module):
+    """z -> linear 128x4x4 -> 3 up-sampling blocks (8, 16, 32) -> BN, ReLU, 3x3 conv 3, tanh."""
+
+    def __init__(self, z_dim, ch, channels):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(z_dim, 4 * 4 * ch), nn.Unflatten(1, (ch, 4, 4)),
+            GeneratorBlock(ch), GeneratorBlock(ch), GeneratorBlock(ch),
+            nn.BatchNorm2d(ch), nn.ReLU(), nn.Conv2d(ch, channels, 3, 1, 1), nn.Tanh(),
+        )
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class ResNetCritic(nn.Module):
+    """32x32 -> first block (16) -> down-sampling block (8) -> 2 plain blocks -> ReLU, mean over
+    the 8x8 positions -> linear 1."""
+
+    def __init__(self, ch, channels, norm):
+        super().__init__()
+        self.blocks = nn.Sequential(CriticFirstBlock(channels, ch), CriticBlock(ch, True, norm),
+                                    CriticBlock(ch, False, norm), CriticBlock(ch, False, norm), nn.ReLU())
+        self.out = nn.Linear(ch, 1)
+
+    def forward(self, x):
+        return self.out(self.blocks(x).mean(dim=(2, 3))).view(-1)
+
+
+def build_generator(cfg):
+    """G for a run's config (a dict of the flags); the sampler rebuilds G through this."""
+    if cfg["arch"] == "mnist":
+        return MNISTGenerator(cfg["z_dim"], cfg["width"])
+    return ResNetGenerator(cfg["z_dim"], cfg["width"], cfg["channels"])
+
+
+def build_critic(cfg):
+    if cfg["arch"] == "mnist":
+        return MNISTCritic(cfg["width"], cfg["critic_norm"])
+    return ResNetCritic(cfg["width"], cfg["channels"], cfg["critic_norm"])
+
+
+def sample_noise(cfg, n, device="cpu", generator=None):
+    """n noise vectors z ~ N(0, I), shaped (n, z_dim)."""
+    return torch.randn(n, cfg["z_dim"], device=device, generator=generator)
+
+
+# --------------------------------------------------------------------------- data
+def load_data(cfg, device):
+    """The training images: one uint8 tensor on `device` for small data sets, else an ImageFolder at 32x32."""
+    if cfg["dataset"] == "folder":
+        return utils.load_image_folder(cfg["image_folder"], 32, 3)
+    if cfg["dataset"] == "cifar10":
+        return utils.load_cifar10(cfg["data_root"]).to(device)
+    return utils.load_mnist_family(cfg["dataset"], cfg["data_root"])[0].unsqueeze(1).to(device)
+
+
+def epoch_batches(data, cfg, epoch, start_step, device):
+    """Yield one epoch as groups of n_critic batches, one group per generator step, shaped
+    (n_critic, batch, C, H, W), in G's value range, on `device`, from group `start_step` on.
+
+    The order is a permutation seeded by (seed, epoch), so a resumed run sees the very batches
+    the interrupted run would have. The last incomplete group is dropped.
+    """
+    per_step = cfg["n_critic"] * cfg["batch_size"]
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
+    order = order[start_step * per_step: len(data) // per_step * per_step]
+    lo, hi = cfg["value_range"]
+    if isinstance(data, torch.Tensor):
+        for idx in order.to(device).split(per_step):
+            images = data[idx].float().mul_((hi - lo) / 255).add_(lo)
+            yield images.view(cfg["n_critic"], cfg["batch_size"], *images.shape[1:])
+    else:  # an ImageFolder, already in [-1, 1]
+        loader = torch.utils.data.DataLoader(data, batch_size=per_step, sampler=order.tolist(), num_workers=cfg["workers"],
+                                             pin_memory=device.type == "cuda", persistent_workers=False)
+        for images, _ in loader:
+            yield images.to(device, non_blocking=True).view(cfg["n_critic"], cfg["batch_size"], *images.shape[1:])
+
+
+# --------------------------------------------------------------------------- training step
+def gradient_penalty(D, real, fake):
+    """E[(||grad_x D(x_hat)||_2 - 1)^2], the paper's Algorithm 1 without lambda.
+
+    x_hat = real + alpha (fake - real), one alpha ~ U[0, 1] per sample, broadcast over the other
+    dimensions; the gradient's norm is taken over all of a sample's dimensions. create_graph=True
+    keeps the gradient differentiable, so the critic's update can push its norm (a double
+    backward). Computed in fp32, outside autocast: bf16 gradients are too coarse for a target of 1.
+    """
+    with torch.autocast(real.device.type, enabled=False):
+        real, fake = real.float(), fake.float()
+        alpha = torch.rand(real.shape[0], *[1] * (real.dim() - 1), device=real.device)
+        x_hat = (real + alpha * (fake - real)).requires_grad_(True)
+        (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+        return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def train_step(G, D, opt_g, opt_d, reals, cfg):
+    """n_critic critic updates, one per batch of `reals` (n_critic, batch, C, H, W), then one G update.
+    Returns detached [critic loss, G loss, Wasserstein estimate, penalty], the critic's values
+    averaged over its updates."""
+    device = reals.device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg["amp"])
+    critic_stats = torch.zeros(3, device=device)
+    for real in reals:
+        with torch.no_grad(), autocast:
+            fake = G(sample_noise(cfg, real.shape[0], device))  # the critic's step trains the critic only
+        with autocast:
+            d_real, d_fake = D(real).float().mean(), D(fake).float().mean()
+        penalty = gradient_penalty(D, real, fake)
+        d_loss = d_fake - d_real + cfg["gp_lambda"] * penalty
+        d_loss.backward()
+        opt_d.step()
+        opt_d.zero_grad(set_to_none=True)
+        critic_stats += torch.stack([d_loss, d_real - d_fake, penalty]).detach()
+
+    D.requires_grad_(False)  # G's step needs gradients w.r.t. the images, not the critic's weights
+    with autocast:
+        g_loss = -D(G(sample_noise(cfg, cfg["g_batch_size"], device))).float().mean()
+    g_loss.backward()
+    opt_g.step()
+    opt_g.zero_grad(set_to_none=True)
+    D.requires_grad_(True)
+
+    d_loss, wasserstein, penalty = critic_stats / len(reals)
+    return torch.stack([d_loss, g_loss.detach(), wasserstein, penalty])
+
+
+def learning_rate(cfg, step, total_steps):
+    """The authors' schedule: constant, or falling linearly from --lr to 0 at the run's last step."""
+    return cfg["lr"] * (1 - step / total_steps) if cfg["lr_decay"] == "linear" else cfg["lr"]
+
+
+@torch.no_grad()
+def save_samples(G, fixed_noise, path, value_range, nrow=10):
+    G.eval()  # batch norm uses its running statistics, so a grid does not depend on its batch
+    utils.save_grid(G(fixed_noise), path, nrow=nrow, value_range=value_range)
+    G.train()
+
+
+def images_per_step(cfg):
+    """Images one train_step handles: real ones the critic reads, generated ones G makes (for benchmarks)."""
+    return {"real": cfg["n_critic"] * cfg["batch_size"], "generated": cfg["n_critic"] * cfg["batch_size"] + cfg["g_batch_size"]}
+
+
+# --------------------------------------------------------------------------- main
+def configure(cfg):
+    """Fill the flags left unset with the authors' values for the architecture the data call for."""
+    cfg["arch"] = "mnist" if cfg["dataset"] in utils.MNIST_FAMILY else "resnet"
+    for name, value in PRESETS[cfg["arch"]].items():
+        cfg[name] = value if cfg[name] is None else cfg[name]
+    cfg["g_batch_size"] = cfg["g_batch_size"] or G_BATCH_MULTIPLE[cfg["arch"]] * cfg["batch_size"]
+    cfg["channels"], cfg["image_size"] = (1, 28) if cfg["arch"] == "mnist" else (3, 32)
+    cfg["value_range"] = (0.0, 1.0) if cfg["arch"] == "mnist" else (-1.0, 1.0)  # sigmoid or tanh output
+
+
+def check_flags(cfg):
+    for beta in ("beta1", "beta2"):
+        if not 0 <= cfg[beta] < 1:
+            utils.die(f"--{beta} must be in [0, 1), got {cfg[beta]}")
+    if cfg["gp_lambda"] < 0:
+        utils.die(f"--gp-lambda must be 0 or more, got {cfg['gp_lambda']}")
+    if cfg["workers"] < 0:
+        utils.die(f"--workers must be 0 or more, got {cfg['workers']}")
+
+
+@utils.one_line_errors
+def main(argv=None):
+    cfg, ckpt = utils.parse_config(build_parser, argv, SCRIPT, RESUMABLE)
+    if not ckpt:
+        configure(cfg)
+    check_flags(cfg)
+    device = utils.setup_device(cfg)
+    data = load_data(cfg, device)
+    steps_per_epoch = len(data) // (cfg["n_critic"] * cfg["batch_size"])
+    if steps_per_epoch == 0:
+        utils.die(f"--n-critic x --batch-size = {cfg['n_critic'] * cfg['batch_size']} is more than the data set ({len(data)} images)")
+    G, D = utils.build_models(cfg, device, build_generator, build_critic)
+    run_dir = utils.make_run_dir(SCRIPT, cfg)  # only once flags, data and models are good
+
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), fused=True)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), fused=True)
+    models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}
+    fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
+    epoch, epoch_step, step = 0, 0, 0  # epoch in progress, generator steps done in it and in all
+    if ckpt:
+        utils.restore_training_state(ckpt, models, optimizers)
+        fixed_noise = ckpt["fixed_noise"].to(device)
+        epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
+    (G_train,) = utils.compile_models(cfg["compile"], G)
+    total_steps = min(cfg["steps"], (cfg["epochs"] or math.inf) * steps_per_epoch)
+    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, every=cfg["log_every"], images_per_step=images_per_step(cfg)["real"],
+                            total_steps=total_steps, step=step, resumed=ckpt is not None, status=STATUS,
+                            extra_columns=["lr"], extra=lambda: {"lr": opt_d.param_groups[0]["lr"]})
+
+    def checkpoint(name):
+        path = run_dir / "checkpoints" / name
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers,
+                                  epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
+        return path
+
+    print(f"wgan_gp: {len(data)} {cfg['dataset']} images, {cfg['arch']} nets, on {device}; {steps_per_epoch} "
+          f"generator steps/epoch ({cfg['n_critic']} critic steps each), {total_steps} in all; writing to {run_dir}")
+    with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
+        while step < total_steps:
+            for reals in epoch_batches(data, cfg, epoch, epoch_step, device):
+                for opt in (opt_g, opt_d):
+                    opt.param_groups[0]["lr"] = learning_rate(cfg, step, total_steps)
+                metrics = train_step(G_train, D, opt_g, opt_d, reals, cfg)
+                step, epoch_step = step + 1, epoch_step + 1
+                log.add(metrics, step, epoch)
+                if step >= total_steps:
+                    break
+            log.flush()
+            save_samples(G, fixed_noise, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png", cfg["value_range"])
+            utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
+            log.plot(["wasserstein", "penalty"])
+            if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first group
+                epoch, epoch_step = epoch + 1, 0
+                if epoch % cfg["save_every"] == 0:
+                    checkpoint(f"epoch_{epoch:03d}.pt")
+            checkpoint("last.pt")
+    print(f"done: {step} generator steps; {log.last_status}. Samples, progress.gif, losses.csv and "
+          f"checkpoints/last.pt in {run_dir}")
+    return run_dir
+
+
+if __name__ == "__main__":
+    main()
