@@ -82,16 +82,8 @@ def build_parser():
     optim.add_argument("--momentum-saturate", type=utils.positive_int, default=250, help="epoch at which momentum reaches its end value")
     optim.add_argument("--steps", type=utils.positive_int, default=None, help="stop after this many steps in total (smoke tests)")
 
-    run = p.add_argument_group("run")
-    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train; auto picks CUDA if present")
-    run.add_argument("--amp", action="store_true", help="bfloat16 autocast for the forward pass")
-    run.add_argument("--compile", nargs="?", const="default", default=None,
-                     choices=["default", "reduce-overhead", "max-autotune"], help="torch.compile G and D")
-    run.add_argument("--seed", type=int, default=777, help="seeds weights, noise, dropout and data order")
-    run.add_argument("--out", default=None, help="run folder (default runs/gan_maxout/<dataset>-<time>)")
-    run.add_argument("--resume", default=None, help="checkpoint to continue from; its run folder is reused")
-    run.add_argument("--save-every", type=utils.positive_int, default=25, help="also keep checkpoints/epoch_XXX.pt every N epochs")
-    run.add_argument("--log-every", type=utils.positive_int, default=100, help="average losses over N steps, then log them")
+    run = utils.add_run_flags(p, SCRIPT, seed=777, save_every=25, amp_help="bfloat16 autocast for the forward pass",
+                              compile_help="torch.compile G and D")
     run.add_argument("--sample-size", type=utils.positive_int, default=100, help="images in each per-epoch grid")
 
     parzen = p.add_argument_group("evaluation (parzen_ll.py)")

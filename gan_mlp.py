@@ -105,18 +105,7 @@ def build_parser():
     optim.add_argument("--steps", type=utils.positive_int, default=None,
                        help="stop after this many optimizer steps in total (for smoke tests and benchmarks)")
 
-    run = p.add_argument_group("run")
-    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train; auto picks CUDA if present")
-    run.add_argument("--amp", action="store_true", help="bfloat16 autocast for the forward passes (fast on recent GPUs)")
-    run.add_argument("--compile", nargs="?", const="default", default=None,
-                     choices=["default", "reduce-overhead", "max-autotune"],
-                     help="torch.compile G and D; 'reduce-overhead' also captures CUDA graphs")
-    run.add_argument("--seed", type=int, default=0, help="seeds weights, noise, data: same seed, same run")
-    run.add_argument("--out", default=None, help="run folder (default runs/gan_mlp/<dataset>-<time>)")
-    run.add_argument("--resume", default=None, help="checkpoint to continue from; its run folder is reused")
-    run.add_argument("--save-every", type=utils.positive_int, default=10, help="also keep checkpoints/epoch_XXX.pt every N epochs")
-    run.add_argument("--log-every", type=utils.positive_int, default=100,
-                     help="average the losses over N steps, then log them (the only host sync in the loop)")
+    run = utils.add_run_flags(p, SCRIPT)
     run.add_argument("--sample-size", type=utils.positive_int, default=None,
                      help="fixed noise vectors drawn for the per-epoch pictures and the mode count "
                           "(default 10000 points for 1d, a grid of 64 images)")

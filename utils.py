@@ -5,6 +5,7 @@ Each helper is small and stands alone, so a script reads fine without opening th
     die(msg)                        one clear line on stderr, exit status 1
     one_line_errors                 decorator for main(): out of memory, unwritable paths -> one line
     ArgumentParser                  argparse that reports bad flags in one line
+    add_run_flags(parser, script)   --device --amp --compile --seed --out --resume --save-every --log-every
     positive_int / positive_float   argparse types that refuse 0 and negatives
     parse_config(build, argv, ...)  the flags, or with --resume the saved run's config and checkpoint
     pick_device / setup_device      "auto" | "cpu" | "cuda" -> torch.device; seeds and fast math
@@ -98,6 +99,25 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
+
+
+def add_run_flags(parser, script: str, *, seed: int = 0, save_every: int = 10, step: str = "steps",
+                  amp_help: str = "bfloat16 autocast for the forward passes (fast on recent GPUs)",
+                  compile_help: str = "torch.compile G and D; 'reduce-overhead' also captures CUDA graphs"):
+    """The flags every training script has (device, --amp, --compile, seed, output folder, resume,
+    checkpoint and log intervals), as a "run" group of `parser`, returned for the script's own."""
+    run = parser.add_argument_group("run")
+    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train; auto picks CUDA if present")
+    run.add_argument("--amp", action="store_true", help=amp_help)
+    run.add_argument("--compile", nargs="?", const="default", default=None,
+                     choices=["default", "reduce-overhead", "max-autotune"], help=compile_help)
+    run.add_argument("--seed", type=int, default=seed, help="seeds weights, noise, data order: same seed, same run")
+    run.add_argument("--out", default=None, help=f"run folder (default runs/{script}/<dataset>-<time>)")
+    run.add_argument("--resume", default=None, help="checkpoint to continue from; its run folder is reused")
+    run.add_argument("--save-every", type=positive_int, default=save_every, help="also keep checkpoints/epoch_XXX.pt every N epochs")
+    run.add_argument("--log-every", type=positive_int, default=100,
+                     help=f"average the losses over N {step}, then log them (the only host sync in the loop)")
+    return run
 
 
 def explicit_flags(build_parser, argv) -> set[str]:
