@@ -23,7 +23,6 @@ Writes, under runs/gan_maxout/<dataset>-<time>/ (or --out): samples/epoch_XXX.pn
 fixed noise batch, progress.gif, losses.csv and losses.png, checkpoints/last.pt (every
 epoch, and on Ctrl-C) and checkpoints/epoch_XXX.pt (every --save-every epochs).
 """
-import argparse
 import math
 import time
 
@@ -40,25 +39,15 @@ STATUS = "D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f} l
 
 
 # --------------------------------------------------------------------------- hyper-parameters
-def data_range(text):
-    """'train:0:50000' -> ('train', 0, 50000): which file of the data set, and which images of it."""
-    try:
-        split, start, stop = text.split(":")
-        assert split in ("train", "test") and 0 <= int(start) < int(stop)
-        return split, int(start), int(stop)
-    except (ValueError, AssertionError):
-        raise argparse.ArgumentTypeError(f"expected train|test:START:STOP with START < STOP, got {text!r}")
-
-
 def build_parser():
     p = utils.ArgumentParser(description="The 2014 GAN's MNIST model (maxout D), as in the paper's Pylearn2 code.")
     data = p.add_argument_group("data (mnist.yaml: train = MNIST train[0:50000], valid = train[50000:60000])")
     data.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"], help="28x28 grey images")
     data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
-    data.add_argument("--train-range", type=data_range, default="train:0:50000", help="images trained on")
-    data.add_argument("--valid-range", type=data_range, default="train:50000:60000",
+    data.add_argument("--train-range", type=utils.data_range, default="train:0:50000", help="images trained on")
+    data.add_argument("--valid-range", type=utils.data_range, default="train:50000:60000",
                       help="images that choose the Parzen window width (the first --parzen-valid of them)")
-    data.add_argument("--test-range", type=data_range, default="test:0:10000", help="images the Parzen score is reported on")
+    data.add_argument("--test-range", type=utils.data_range, default="test:0:10000", help="images the Parzen score is reported on")
 
     model = p.add_argument_group("model (mnist.yaml)")
     model.add_argument("--z-dim", type=utils.positive_int, default=100, help="noise size; z ~ uniform in [-sqrt 3, sqrt 3]")
@@ -181,11 +170,7 @@ def sample_noise(cfg, n, device="cpu", generator=None):
 # --------------------------------------------------------------------------- data
 def load_images(cfg, which, device):
     """The images of one of --train-range/--valid-range/--test-range, as uint8 (N, 1, 28, 28)."""
-    split, start, stop = cfg[which]
-    images = utils.load_mnist_family(cfg["dataset"], cfg["data_root"], train=split == "train")[0]
-    if stop > len(images):
-        utils.die(f"--{which.replace('_', '-')} {split}:{start}:{stop} asks for more than the {len(images)} {split} images")
-    return images[start:stop].unsqueeze(1).to(device)
+    return utils.load_mnist_range(cfg, which, device)[0]
 
 
 def epoch_batches(data, cfg, epoch, start_batch, device):

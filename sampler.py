@@ -27,7 +27,7 @@ from torchvision.utils import make_grid
 import utils
 
 # scripts whose checkpoints this sampler reads; a checkpoint naming anything else is refused
-SCRIPTS = ("dcgan", "gan_mlp", "gan_maxout", "wgan_gp")  # each new script adds itself here
+SCRIPTS = ("dcgan", "gan_mlp", "gan_maxout", "wgan_gp", "infogan")  # each new script adds itself here
 
 
 class Generator:

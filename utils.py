@@ -7,6 +7,7 @@ Each helper is small and stands alone, so a script reads fine without opening th
     ArgumentParser                  argparse that reports bad flags in one line
     add_run_flags(parser, script)   --device --amp --compile --seed --out --resume --save-every --log-every
     positive_int / positive_float   argparse types that refuse 0 and negatives
+    data_range                      argparse type for train|test:START:STOP (honest splits)
     parse_config(build, argv, ...)  the flags, or with --resume the saved run's config and checkpoint
     pick_device / setup_device      "auto" | "cpu" | "cuda" -> torch.device; seeds and fast math
     seed_everything(seed)           Python, NumPy and torch RNGs
@@ -20,7 +21,7 @@ Each helper is small and stands alone, so a script reads fine without opening th
     save_training_state / restore_training_state   a run's weights, optimizers, RNGs, progress
     TrainingLog                     metrics summed on the device; losses.csv, losses.png, progress bar
     save_on_interrupt(log, save)    Ctrl-C: write the last checkpoint, then exit with one line
-    load_mnist_family / load_cifar10 / load_image_folder   datasets with the offline error
+    load_mnist_family / load_mnist_range / load_cifar10 / load_image_folder   datasets, offline errors
 """
 from __future__ import annotations
 
@@ -118,6 +119,17 @@ def add_run_flags(parser, script: str, *, seed: int = 0, save_every: int = 10, s
     run.add_argument("--log-every", type=positive_int, default=100,
                      help=f"average the losses over N {step}, then log them (the only host sync in the loop)")
     return run
+
+
+def data_range(text: str) -> tuple[str, int, int]:
+    """argparse type: 'train:0:50000' -> ('train', 0, 50000), which file of a data set and which
+    of its images, so that a script can train, tune and score on disjoint parts of it."""
+    try:
+        split, start, stop = text.split(":")
+        assert split in ("train", "test") and 0 <= int(start) < int(stop)
+        return split, int(start), int(stop)
+    except (ValueError, AssertionError):
+        raise argparse.ArgumentTypeError(f"expected train|test:START:STOP with START < STOP, got {text!r}")
 
 
 def explicit_flags(build_parser, argv) -> set[str]:
@@ -510,6 +522,15 @@ def load_mnist_family(name: str, root, train: bool = True) -> tuple[torch.Tensor
         hint += " (or: apt-get install dataset-fashion-mnist)"
     ds = _with_quiet_download(lambda download: dataset_class(root, train=train, download=download), hint)
     return ds.data, ds.targets
+
+
+def load_mnist_range(cfg: dict, which: str, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images (uint8 (N, 1, 28, 28)) and labels of cfg[which], a data_range of cfg["dataset"]."""
+    split, start, stop = cfg[which]
+    images, labels = load_mnist_family(cfg["dataset"], cfg["data_root"], train=split == "train")
+    if stop > len(images):
+        die(f"--{which.replace('_', '-')} {split}:{start}:{stop} asks for more than the {len(images)} {split} images")
+    return images[start:stop].unsqueeze(1).to(device), labels[start:stop].to(device)
 
 
 def load_cifar10(root, train: bool = True) -> torch.Tensor:

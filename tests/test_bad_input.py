@@ -1,6 +1,6 @@
 """A user's bad input ends in one line naming the cause and a non-zero exit, never a traceback.
 
-By class, for every training script (dcgan, gan_mlp on MNIST, gan_maxout, wgan_gp) and the sampler:
+By class, for every training script (dcgan, gan_mlp on MNIST, gan_maxout, wgan_gp, infogan) and the sampler:
 paths (an --out or --data-root of the wrong kind), damaged data (truncated or garbage IDX and
 .gz files, a broken image among good ones), resources (a model too large to train, running out
 of memory) and the sampler's commands and outputs.
@@ -16,18 +16,20 @@ import pytest
 import dcgan
 import gan_maxout
 import gan_mlp
+import infogan
 import sampler
 import utils
 import wgan_gp
 from conftest import ROOT
 
-FAST = ["--steps", "1", "--batch-size", "16", "--log-every", "1", "--sample-size", "16"]
+FAST = ["--steps", "1", "--batch-size", "16", "--log-every", "1"]
 SCRIPTS = {  # main, and the flags that make a tiny run of it on the fixture's 320/64-image MNIST
-    "dcgan": (dcgan.main, []),
-    "gan_mlp": (gan_mlp.main, ["--dataset", "mnist"]),
+    "dcgan": (dcgan.main, ["--sample-size", "16"]),
+    "gan_mlp": (gan_mlp.main, ["--dataset", "mnist", "--sample-size", "16"]),
     "gan_maxout": (gan_maxout.main, ["--train-range", "train:0:320", "--valid-range", "train:0:64",
-                                     "--test-range", "test:0:64"]),
-    "wgan_gp": (wgan_gp.main, ["--width", "8", "--n-critic", "2"]),
+                                     "--test-range", "test:0:64", "--sample-size", "16"]),
+    "wgan_gp": (wgan_gp.main, ["--width", "8", "--n-critic", "2", "--sample-size", "16"]),
+    "infogan": (infogan.main, ["--train-range", "train:0:320", "--eval-range", "test:0:64"]),
 }
 ALL_SCRIPTS = pytest.mark.parametrize("script", sorted(SCRIPTS))
 
@@ -165,10 +167,12 @@ def test_broken_image_with_worker_processes(tmp_path, folder_with_broken_image):
 @ALL_SCRIPTS
 def test_absurd_z_dim_is_refused_before_allocating(script, tmp_path, mnist_root):
     began = time.perf_counter()
+    size_flag = "--noise-dim" if script == "infogan" else "--z-dim"
     message = fails_in_one_line(script, "--data-root", str(mnist_root), "--out", str(tmp_path / "x"),
-                                "--z-dim", "2000000000")
+                                size_flag, "2000000000")
     assert time.perf_counter() - began < 20  # sized on the meta device, nothing allocated
-    assert "parameters" in message and "GiB" in message and "--z-dim" in message
+    assert "parameters" in message and "GiB" in message and "make them smaller" in message
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("error, expected", [

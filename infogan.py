@@ -1,0 +1,402 @@
+"""InfoGAN: Chen, Duan, Houthooft, Schulman, Sutskever & Abbeel 2016, "InfoGAN: Interpretable
+Representation Learning by Information Maximizing Generative Adversarial Networks"
+(arXiv:1606.03657), its MNIST experiment as the authors' code trains it (openai/InfoGAN:
+run_mnist_exp.py, regularized_gan.py, infogan_trainer.py).
+
+G's input is split in two: incompressible noise z (62 numbers, U(-1, 1)) and a latent code c
+that G should make *visible* in its images: one categorical code Cat(10) and two continuous
+codes U(-1, 1). A plain GAN has no reason to use c. InfoGAN adds to both players' losses a
+lower bound on the mutual information I(c; G(z, c)): a network Q reads an image and predicts
+the code that made it, and G and Q are rewarded when the prediction is right. Q shares D's
+convolutional trunk, so the bound costs one small head. Nothing tells the code what to mean,
+yet on MNIST the categorical code comes to pick the digit and the continuous ones its slant
+and width, which the per-epoch traversal grids show and Q's accuracy on real digits measures.
+
+  D loss  BCE(D(x), 1) + BCE(D(G(z, c)), 0) + lambda L_info      (D, its trunk and Q: Adam 2e-4)
+  G loss  BCE(D(G(z, c)), 1)                + lambda L_info      (G: Adam 1e-3)
+  L_info  cross-entropy of Q's categorical logits with c_cat
+          + Gaussian negative log-likelihood of c_cont under Q's means (std fixed to 1)
+
+Run:
+  python infogan.py --epochs 11                        # MNIST (the authors' 5,000 steps of 128)
+  python infogan.py --train-range test:0:8000 --eval-range test:8000:10000   # only MNIST's test file at hand
+  python infogan.py --dataset fashion-mnist --supervised 100
+  python infogan.py --eval-accuracy --ckpt runs/infogan/<name>/checkpoints/last.pt
+  python sampler.py --ckpt runs/infogan/<name>/checkpoints/last.pt
+
+Writes, under runs/infogan/<dataset>-<time>/ (or --out):
+  samples/epoch_001.png ...   one row per category, one column per fixed noise vector
+  samples/traverse_c1_epoch_001.png ...   one row per category, continuous code 1 swept
+                              from -2 to 2 along the row, everything else fixed (one per code)
+  progress.gif                the epoch grids as one animation
+  losses.csv, losses.png      D and G losses, the information terms, D(x), D(G(z)), images/s
+  checkpoints/last.pt         after every epoch and on Ctrl-C; epoch_XXX.pt every --save-every
+and prints Q's categorical accuracy on the --eval-range images at the end.
+"""
+import math
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import utils
+
+SCRIPT = "infogan"
+VALUE_RANGE = (0.0, 1.0)  # the authors model pixels as Bernoulli means: G ends in a sigmoid, data in [0, 1]
+LOSS_COLUMNS = ["d_loss", "g_loss", "cat_loss", "cont_loss", "d_real", "d_fake"]  # what train_step returns
+STATUS = "D {d_loss:.3f} G {g_loss:.3f} cat {cat_loss:.3f} cont {cont_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f}"
+TRAVERSE = (-2.0, 2.0, 10)  # a continuous code swept from -2 to 2 in 10 columns: beyond its prior's [-1, 1]
+
+
+# --------------------------------------------------------------------------- hyper-parameters
+def build_parser():
+    p = utils.ArgumentParser(description="InfoGAN (Chen et al. 2016) on MNIST or Fashion-MNIST.")
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"], help="28x28 grey images")
+    data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
+    data.add_argument("--train-range", type=utils.data_range, default="train:0:60000", help="images trained on")
+    data.add_argument("--eval-range", type=utils.data_range, default="test:0:10000",
+                      help="held-out labelled images on which Q's categorical accuracy is measured")
+
+    model = p.add_argument_group("model (run_mnist_exp.py)")
+    model.add_argument("--noise-dim", type=utils.positive_int, default=62, help="size of the incompressible noise z")
+    model.add_argument("--noise", default="uniform", choices=["uniform", "normal"], help="z ~ U(-1, 1) (paper) or N(0, 1)")
+    model.add_argument("--n-cat", type=utils.positive_int, default=10, help="categories of the categorical code")
+    model.add_argument("--n-cont", type=int, default=2, help="continuous codes, each U(-1, 1)")
+
+    optim = p.add_argument_group("optimisation (infogan_trainer.py)")
+    optim.add_argument("--epochs", type=utils.positive_int, default=11,
+                       help="passes over the training images (the authors: 50 'epochs' of 100 steps = 5,000 steps "
+                            "of 128, about 11 passes over MNIST's 60,000)")
+    optim.add_argument("--batch-size", type=utils.positive_int, default=128, help="images per step")
+    optim.add_argument("--lr-d", type=utils.positive_float, default=2e-4, help="Adam learning rate of D, its trunk and Q's head")
+    optim.add_argument("--lr-g", type=utils.positive_float, default=1e-3, help="Adam learning rate of G")
+    optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
+    optim.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
+    optim.add_argument("--cat-weight", type=float, default=1.0, help="lambda of the categorical information term")
+    optim.add_argument("--cont-weight", type=float, default=1.0,
+                       help="lambda of the continuous term (the authors' code: 1, with Q's std fixed to 1)")
+    optim.add_argument("--cont-loss", default="gaussian", choices=["gaussian", "mse"],
+                       help="continuous term: Gaussian NLL with std 1, summed over codes (the authors'), "
+                            "or the mean squared error that many replications use")
+    optim.add_argument("--supervised", type=int, default=0,
+                       help="from practice, not the paper: Q's categorical head also learns the true labels of the "
+                            "first N training images, so that category k comes to mean class k")
+    optim.add_argument("--steps", type=utils.positive_int, default=None,
+                       help="stop after this many optimizer steps in total (for smoke tests and benchmarks)")
+
+    utils.add_run_flags(p, SCRIPT)
+    evaluation = p.add_argument_group("evaluation")
+    evaluation.add_argument("--eval-accuracy", action="store_true",
+                            help="print Q's categorical accuracy on --eval-range for --ckpt, and exit")
+    evaluation.add_argument("--ckpt", default=None, help="checkpoint to evaluate with --eval-accuracy")
+    return p
+
+
+# flags that may change when a run is resumed or evaluated; everything else must match the checkpoint
+RESUMABLE = {"epochs", "steps", "device", "amp", "compile", "data_root", "save_every", "log_every",
+             "eval_range", "eval_accuracy", "ckpt"}
+
+
+# --------------------------------------------------------------------------- models
+def init_weights(module):
+    """The authors' custom ops: weights from N(0, 0.02), batch-norm scales from N(1, 0.02)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class Generator(nn.Module):
+    """(z, c) -> FC 1024, BN, ReLU -> FC 7*7*128, BN, ReLU -> 4x4 up-conv 64 /2, BN, ReLU
+    -> 4x4 up-conv 1 /2 -> sigmoid (the paper's Table 1, as dcgan.py's 28x28 G)."""
+
+    def __init__(self, in_dim):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, 1024), nn.BatchNorm1d(1024), nn.ReLU(True),
+            nn.Linear(1024, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(True),
+            nn.Unflatten(1, (128, 7, 7)),
+            nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(True),  # 14x14
+            nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Sigmoid(),                         # 28x28
+        )
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class DiscriminatorQ(nn.Module):
+    """D and Q on one trunk: 4x4 conv 64 /2, LReLU 0.1 -> 4x4 conv 128 /2, BN, LReLU -> FC 1024, BN, LReLU.
+    D's head: FC 1 (a logit). Q's head: FC 128, BN, LReLU -> the categorical code's logits and the
+    continuous codes' means. Returns (D's logit, Q's category logits, Q's continuous means)."""
+
+    def __init__(self, n_cat, n_cont):
+        super().__init__()
+        self.n_cat = n_cat
+        self.trunk = nn.Sequential(
+            nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.1, True),                            # 14x14
+            nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.1, True),     # 7x7
+            nn.Flatten(),
+            nn.Linear(128 * 7 * 7, 1024), nn.BatchNorm1d(1024), nn.LeakyReLU(0.1, True),
+        )
+        self.d_head = nn.Linear(1024, 1)
+        self.q_head = nn.Sequential(nn.Linear(1024, 128), nn.BatchNorm1d(128), nn.LeakyReLU(0.1, True),
+                                    nn.Linear(128, n_cat + n_cont))
+
+    def forward(self, x):
+        h = self.trunk(x)
+        q = self.q_head(h)
+        return self.d_head(h).view(-1), q[:, :self.n_cat], q[:, self.n_cat:]
+
+
+def build_generator(cfg):
+    """G for a run's config (a dict of the flags); the sampler rebuilds G through this."""
+    G = Generator(cfg["noise_dim"] + cfg["n_cat"] + cfg["n_cont"])
+    G.apply(init_weights)
+    return G
+
+
+def build_discriminator(cfg):
+    D = DiscriminatorQ(cfg["n_cat"], cfg["n_cont"])
+    D.apply(init_weights)
+    return D
+
+
+def generator_input(cfg, noise, cat, cont):
+    """G's input: the noise, the category as a one-hot vector, the continuous codes, side by side."""
+    return torch.cat([noise, F.one_hot(cat, cfg["n_cat"]).to(noise.dtype), cont], dim=1)
+
+
+def sample_latent(cfg, n, device="cpu", generator=None):
+    """n draws from the priors: noise (n, noise_dim), categories (n,), continuous codes (n, n_cont)."""
+    if cfg["noise"] == "uniform":
+        noise = torch.rand(n, cfg["noise_dim"], device=device, generator=generator) * 2 - 1
+    else:
+        noise = torch.randn(n, cfg["noise_dim"], device=device, generator=generator)
+    cat = torch.randint(cfg["n_cat"], (n,), device=device, generator=generator)
+    cont = torch.rand(n, cfg["n_cont"], device=device, generator=generator) * 2 - 1
+    return noise, cat, cont
+
+
+def sample_noise(cfg, n, device="cpu", generator=None):
+    """n inputs of G, noise and codes drawn from their priors (what the sampler draws)."""
+    return generator_input(cfg, *sample_latent(cfg, n, device, generator))
+
+
+def grid_input(cfg, fixed_noise, code=None):
+    """G's inputs for a grid with one row per category. code=None: the columns are the fixed
+    noise vectors, continuous codes 0. code=j: continuous code j runs from -2 to 2 along each
+    row, the noise (fixed_noise[0]) and the other codes fixed."""
+    lo, hi, steps = TRAVERSE
+    cols = len(fixed_noise) if code is None else steps
+    cat = torch.arange(cfg["n_cat"], device=fixed_noise.device).repeat_interleave(cols)
+    cont = torch.zeros(len(cat), cfg["n_cont"], device=fixed_noise.device)
+    if code is None:
+        noise = fixed_noise.repeat(cfg["n_cat"], 1)
+    else:
+        noise = fixed_noise[:1].expand(len(cat), -1)
+        cont[:, code] = torch.linspace(lo, hi, steps, device=fixed_noise.device).repeat(cfg["n_cat"])
+    return generator_input(cfg, noise, cat, cont), cols
+
+
+# --------------------------------------------------------------------------- data
+def epoch_batches(data, cfg, epoch, start_batch, device):
+    """One epoch of batches in [0, 1], in a random order fixed by (seed, epoch), from start_batch on."""
+    bs = cfg["batch_size"]
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
+    for idx in order[start_batch * bs: len(data) // bs * bs].to(device).split(bs):
+        yield data[idx].float().div_(255.0)
+
+
+# --------------------------------------------------------------------------- training step
+def info_loss(cat_logits, cont_mean, cat, cont, cfg):
+    """-(the mutual-information lower bound), less the codes' constant entropy: the cross-entropy
+    of Q's categorical logits with the true category, and for the continuous codes the negative
+    log-likelihood of a Gaussian of std 1 around Q's means (0.5 (c - mean)^2 summed over codes,
+    its constant dropped), or their mean squared error. Returns (weighted sum, cat term, cont term)."""
+    cat_loss = F.cross_entropy(cat_logits.float(), cat)
+    if cfg["n_cont"] == 0:
+        cont_loss = cat_loss.new_zeros(())
+    elif cfg["cont_loss"] == "gaussian":
+        cont_loss = 0.5 * (cont - cont_mean.float()).pow(2).sum(1).mean()
+    else:
+        cont_loss = F.mse_loss(cont_mean.float(), cont)
+    return cfg["cat_weight"] * cat_loss + cfg["cont_weight"] * cont_loss, cat_loss, cont_loss
+
+
+def train_step(G, D, opt_g, opt_d, real, latent, cfg, labelled=None):
+    """One D-and-Q update then one G update, both with the information term on G's samples.
+    `labelled` (images, labels), with --supervised, also teaches Q's categories the true classes.
+    Returns detached [d_loss, g_loss, cat_loss, cont_loss, D(x), D(G(z))]."""
+    autocast = torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=cfg["amp"])
+    noise, cat, cont = latent
+    with autocast:
+        fake = G(generator_input(cfg, noise, cat, cont))
+        d_real_logits, _, _ = D(real)
+        d_fake_logits, q_cat, q_cont = D(fake.detach())  # D and Q learn; G does not, here
+        d_loss = (F.binary_cross_entropy_with_logits(d_real_logits, torch.ones_like(d_real_logits))
+                  + F.binary_cross_entropy_with_logits(d_fake_logits, torch.zeros_like(d_fake_logits))
+                  + info_loss(q_cat, q_cont, cat, cont, cfg)[0])
+        if labelled is not None:
+            d_loss = d_loss + F.cross_entropy(D(labelled[0])[1].float(), labelled[1])
+    d_loss.backward()
+    opt_d.step()
+    opt_d.zero_grad(set_to_none=True)
+
+    D.requires_grad_(False)  # G's step needs gradients w.r.t. the images, not D's or Q's weights
+    with autocast:
+        g_logits, q_cat, q_cont = D(fake)
+        info, cat_loss, cont_loss = info_loss(q_cat, q_cont, cat, cont, cfg)
+        g_loss = F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits)) + info
+    g_loss.backward()
+    opt_g.step()
+    opt_g.zero_grad(set_to_none=True)
+    D.requires_grad_(True)
+
+    return torch.stack([d_loss, g_loss, cat_loss, cont_loss, torch.sigmoid(d_real_logits).float().mean(),
+                        torch.sigmoid(d_fake_logits).float().mean()]).detach().float()
+
+
+@torch.no_grad()
+def save_grids(G, cfg, fixed_noise, samples_dir, epoch):
+    """The epoch's category grid and one traversal grid per continuous code (G in eval mode)."""
+    G.eval()  # batch norm uses its running statistics, so a grid does not depend on its batch
+    for code, name in [(None, f"epoch_{epoch:03d}.png")] + [(j, f"traverse_c{j + 1}_epoch_{epoch:03d}.png")
+                                                           for j in range(cfg["n_cont"])]:
+        z, cols = grid_input(cfg, fixed_noise, code)
+        utils.save_grid(G(z), samples_dir / name, nrow=cols, value_range=VALUE_RANGE)
+    G.train()
+
+
+# --------------------------------------------------------------------------- evaluation
+def matched_accuracy(predicted, labels, n_cat, n_classes=10):
+    """Accuracy of `predicted` categories against `labels` under the best one-to-one map from
+    categories to classes (the Hungarian algorithm on the n_cat x n_classes table of counts):
+    InfoGAN's categories have no names, so category 3 may well mean the digit 7.
+    Returns (accuracy, {category: class})."""
+    from scipy.optimize import linear_sum_assignment
+    counts = torch.zeros(n_cat, n_classes, dtype=torch.int64)
+    counts.index_put_((predicted.cpu(), labels.cpu()), torch.ones(len(labels), dtype=torch.int64), accumulate=True)
+    rows, cols = linear_sum_assignment(counts.numpy(), maximize=True)
+    return float(counts[rows, cols].sum()) / len(labels), dict(zip(rows.tolist(), cols.tolist()))
+
+
+@torch.no_grad()
+def categorical_accuracy(D, cfg, images, labels, batch_size=1000):
+    """Q's categorical prediction on held-out uint8 images, scored by matched_accuracy."""
+    D.eval()
+    predicted = torch.cat([D(x.float() / 255)[1].argmax(1) for x in images.split(batch_size)])
+    D.train()
+    return matched_accuracy(predicted, labels, cfg["n_cat"], int(labels.max()) + 1)
+
+
+def eval_accuracy(argv):
+    """python infogan.py --eval-accuracy --ckpt PATH: print Q's categorical accuracy."""
+    args = build_parser().parse_args(argv)
+    if not args.ckpt:
+        utils.die("--eval-accuracy needs --ckpt PATH")
+    ckpt = utils.load_checkpoint(args.ckpt, SCRIPT)
+    cfg = utils.resume_config(ckpt["cfg"], args, utils.explicit_flags(build_parser, argv) - {"ckpt"}, RESUMABLE)
+    device = utils.pick_device(cfg["device"])
+    D = build_discriminator(cfg).to(device)
+    D.load_state_dict(ckpt["models"]["D"])
+    accuracy, mapping = categorical_accuracy(D, cfg, *utils.load_mnist_range(cfg, "eval_range", device))
+    print(describe_accuracy(cfg, accuracy, mapping, ckpt["step"]))
+    return accuracy
+
+
+def describe_accuracy(cfg, accuracy, mapping, step):
+    return (f"categorical accuracy of Q on {cfg['dataset']} {':'.join(map(str, cfg['eval_range']))} after {step} steps: "
+            f"{100 * accuracy:.2f}% (error {100 * (1 - accuracy):.2f}%; category -> class "
+            f"{' '.join(f'{k}:{v}' for k, v in sorted(mapping.items()))})")
+
+
+# --------------------------------------------------------------------------- main
+def check_flags(cfg):
+    for beta in ("beta1", "beta2"):
+        if not 0 <= cfg[beta] < 1:
+            utils.die(f"--{beta} must be in [0, 1), got {cfg[beta]}")
+    for name in ("n_cont", "supervised"):
+        if cfg[name] < 0:
+            utils.die(f"--{name.replace('_', '-')} must be 0 or more, got {cfg[name]}")
+    if cfg["cat_weight"] < 0 or cfg["cont_weight"] < 0:
+        utils.die("--cat-weight and --cont-weight must be 0 or more")
+
+
+@utils.one_line_errors
+def main(argv=None):
+    cfg, ckpt = utils.parse_config(build_parser, argv, SCRIPT, RESUMABLE)
+    check_flags(cfg)
+    if cfg["eval_accuracy"]:
+        return eval_accuracy(argv)
+    cfg["image_size"], cfg["channels"] = 28, 1
+    device = utils.setup_device(cfg)
+    data, labels = utils.load_mnist_range(cfg, "train_range", device)
+    eval_images, eval_labels = utils.load_mnist_range(cfg, "eval_range", device)
+    if cfg["supervised"] > len(data):
+        utils.die(f"--supervised {cfg['supervised']} is more than the {len(data)} training images")
+    if cfg["supervised"] and cfg["n_cat"] <= int(labels.max()):
+        utils.die(f"--supervised needs a category per class: --n-cat {cfg['n_cat']} < {int(labels.max()) + 1} classes")
+    steps_per_epoch = len(data) // cfg["batch_size"]
+    if steps_per_epoch == 0:
+        utils.die(f"--batch-size {cfg['batch_size']} is larger than the training set ({len(data)} images)")
+    G, D = utils.build_models(cfg, device, build_generator, build_discriminator)
+    run_dir = utils.make_run_dir(SCRIPT, cfg)  # only once flags, data and models are good
+
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]), fused=True)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=(cfg["beta1"], cfg["beta2"]), fused=True)
+    models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}
+    fixed_noise = sample_latent(cfg, 10, device)[0]  # the grids' columns
+    epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
+    if ckpt:
+        utils.restore_training_state(ckpt, models, optimizers)
+        fixed_noise = ckpt["fixed_noise"].to(device)
+        epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
+    G_train, D_train = utils.compile_models(cfg["compile"], G, D)
+    total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
+    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, every=cfg["log_every"], images_per_step=cfg["batch_size"],
+                            total_steps=total_steps, step=step, resumed=ckpt is not None, status=STATUS)
+    n_labelled = cfg["supervised"]
+
+    def checkpoint(name):
+        path = run_dir / "checkpoints" / name
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers,
+                                  epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
+        return path
+
+    print(f"infogan: {len(data)} {cfg['dataset']} images ({':'.join(map(str, cfg['train_range']))}) on {device}, "
+          f"codes Cat({cfg['n_cat']}) + {cfg['n_cont']} continuous, {steps_per_epoch} steps/epoch, writing to {run_dir}")
+    with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
+        while step < total_steps:
+            for real in epoch_batches(data, cfg, epoch, epoch_step, device):
+                latent = sample_latent(cfg, real.shape[0], device)
+                labelled = None
+                if n_labelled:  # a batch from the first --supervised images, the only labels used
+                    idx = torch.randint(n_labelled, (min(n_labelled, cfg["batch_size"]),), device=device)
+                    labelled = (data[idx].float() / 255, labels[idx])
+                metrics = train_step(G_train, D_train, opt_g, opt_d, real, latent, cfg, labelled)
+                step, epoch_step = step + 1, epoch_step + 1
+                log.add(metrics, step, epoch)
+                if step >= total_steps:
+                    break
+            log.flush()
+            save_grids(G, cfg, fixed_noise, run_dir / "samples", epoch + 1)
+            utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
+            log.plot(["d_loss", "g_loss", "cat_loss", "cont_loss"])
+            if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
+                epoch, epoch_step = epoch + 1, 0
+                if epoch % cfg["save_every"] == 0:
+                    checkpoint(f"epoch_{epoch:03d}.pt")
+            checkpoint("last.pt")
+    began = time.perf_counter()
+    accuracy, mapping = categorical_accuracy(D, cfg, eval_images, eval_labels)
+    print(describe_accuracy(cfg, accuracy, mapping, step) + f" [{time.perf_counter() - began:.1f} s]")
+    print(f"done: {step} steps; samples, traversals, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")
+    return run_dir
+
+
+if __name__ == "__main__":
+    main()
