@@ -181,16 +181,24 @@ def sample_latent(cfg, n, device="cpu", generator=None):
     return noise, cat, cont
 
 
+def sample_codes(cfg, n, device="cpu", generator=None, cat=None):
+    """n inputs of G drawn from the priors (the category fixed to `cat` if given), and the codes
+    that made them, {"cat": (n,), "cont": (n, n_cont)}: the sampler's export stores them."""
+    noise, cats, cont = sample_latent(cfg, n, device, generator)
+    if cat is not None:
+        cats = torch.full_like(cats, cat)
+    return generator_input(cfg, noise, cats, cont), {"cat": cats, "cont": cont}
+
+
 def sample_noise(cfg, n, device="cpu", generator=None):
     """n inputs of G, noise and codes drawn from their priors (what the sampler draws)."""
-    return generator_input(cfg, *sample_latent(cfg, n, device, generator))
+    return sample_codes(cfg, n, device, generator)[0]
 
 
-def grid_input(cfg, fixed_noise, code=None):
+def grid_input(cfg, fixed_noise, code=None, lo=TRAVERSE[0], hi=TRAVERSE[1], steps=TRAVERSE[2]):
     """G's inputs for a grid with one row per category. code=None: the columns are the fixed
-    noise vectors, continuous codes 0. code=j: continuous code j runs from -2 to 2 along each
-    row, the noise (fixed_noise[0]) and the other codes fixed."""
-    lo, hi, steps = TRAVERSE
+    noise vectors, continuous codes 0. code=j: continuous code j runs from lo to hi in `steps`
+    columns along each row, the noise (fixed_noise[0]) and the other codes fixed."""
     cols = len(fixed_noise) if code is None else steps
     cat = torch.arange(cfg["n_cat"], device=fixed_noise.device).repeat_interleave(cols)
     cont = torch.zeros(len(cat), cfg["n_cont"], device=fixed_noise.device)

@@ -11,6 +11,12 @@ A checkpoint trained on a GPU samples on the CPU.
   python sampler.py gif         --ckpt PATH --frames 60 --n 16
   python sampler.py export      --ckpt PATH --n 10000 --out fid_samples/     # one PNG per sample
   python sampler.py export      --ckpt PATH --n 10000 --out samples.npz      # one uint8 array
+  python sampler.py traverse    --ckpt PATH --code 1 --range 2 --steps 10    # models with codes (infogan)
+  python sampler.py export      --ckpt PATH --n 1000 --cat 3 --out three.npz  # ... and the codes that made each image
+
+Capabilities come from the script: one that has sample_codes(cfg, n, ...) (infogan) gets its
+codes stored beside exported images and a fixed category (--cat); one that has
+grid_input(cfg, noise, code, lo, hi, steps) gets `traverse`. Others are refused in one line.
 
 Outputs default to <run folder>/sampler/; each command prints where it wrote.
 """
@@ -128,23 +134,60 @@ def gif(ckpt, frames=60, n=16, seed=0, fps=15, out=None, device="auto"):
 
 
 @utils.one_line_errors
-def export(ckpt, n=10000, out=None, seed=0, batch_size=500, device="auto"):
+def export(ckpt, n=10000, out=None, seed=0, batch_size=500, device="auto", cat=None):
     """Write n samples for FID tools: a folder of PNGs (pytorch-fid, torch-fidelity read it),
-    or, when out ends in .npz, one uint8 array `images` shaped (n, H, W, C)."""
+    or, when out ends in .npz, one uint8 array `images` shaped (n, H, W, C). For a model with
+    latent codes (infogan) the .npz also holds the codes that made each image (`cat`, `cont`),
+    and --cat K makes every sample of category K."""
     _check_positive(n=n, batch_size=batch_size)
     gen = Generator(ckpt, device)
+    codes = {}
+    if hasattr(gen.script, "sample_codes"):
+        n_cat = gen.cfg["n_cat"]
+        if cat is not None and (not isinstance(cat, int) or isinstance(cat, bool) or not 0 <= cat < n_cat):
+            utils.die(f"--cat {cat!r} is not a category of this model: it has categories 0 to {n_cat - 1}")
+        z, codes = gen.script.sample_codes(gen.cfg, n, generator=torch.Generator().manual_seed(seed), cat=cat)
+    elif cat is not None:
+        utils.die(f"--cat: {gen.script.__name__}.py checkpoints have no categorical code (only infogan's do)")
+    else:
+        z = gen.noise(n, seed)
     as_npz = str(out or "").endswith(".npz")
     path = gen.out_path(out, "export", folder=not as_npz)
-    images = utils.to_uint8(gen(gen.noise(n, seed), batch_size), gen.value_range)
+    images = utils.to_uint8(gen(z, batch_size), gen.value_range)
     if as_npz:
-        np.savez_compressed(path, images=images)
+        np.savez_compressed(path, images=images, **{name: code.numpy() for name, code in codes.items()})
     else:
         for i, image in enumerate(images):
             Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(path / f"{i:06d}.png")
     return f"{n} samples -> {path}"
 
 
-COMMANDS = {"sample": sample, "interpolate": interpolate, "gif": gif, "export": export}
+@utils.one_line_errors
+def traverse(ckpt, code=None, range=2.0, steps=10, seed=0, out=None, device="auto"):
+    """For a model with latent codes (infogan): one grid per continuous code (or only --code K,
+    counted from 1), one row per category, the code swept from -range to +range along each row
+    in `steps` images, the noise (drawn with --seed) and the other codes fixed."""
+    _check_positive(steps=steps)
+    gen = Generator(ckpt, device)
+    if not hasattr(gen.script, "grid_input"):
+        utils.die(f"traverse: {gen.script.__name__}.py checkpoints have no latent codes to traverse (infogan's do)")
+    n_cont = gen.cfg["n_cont"]
+    if code is not None and (not isinstance(code, int) or isinstance(code, bool) or not 1 <= code <= n_cont):
+        utils.die(f"--code {code!r} is not a continuous code of this model: it has codes 1 to {n_cont}")
+    if not isinstance(range, (int, float)) or isinstance(range, bool) or not range > 0:
+        utils.die(f"--range must be a positive number, got {range!r}")
+    noise = gen.script.sample_latent(gen.cfg, 1, generator=torch.Generator().manual_seed(seed))[0]
+    folder = gen.out_path(out, "traverse", folder=True)
+    written = []
+    codes = [code - 1] if code is not None else torch.arange(n_cont).tolist()  # `range` is the flag here
+    for j in codes:
+        z, cols = gen.script.grid_input(gen.cfg, noise, j, -float(range), float(range), steps)
+        written.append(folder / f"traverse_c{j + 1}.png")
+        utils.save_grid(gen(z), written[-1], nrow=cols, value_range=gen.value_range)
+    return " ".join(map(str, written))
+
+
+COMMANDS = {"sample": sample, "interpolate": interpolate, "gif": gif, "export": export, "traverse": traverse}
 
 if __name__ == "__main__":
     argv = sys.argv[1:]

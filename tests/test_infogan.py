@@ -126,3 +126,47 @@ def test_bad_flags_exit_with_one_line(tmp_path, mnist_root, flags, message):
         run(tmp_path, mnist_root, *flags, name="x")
     assert message in str(exc.value) and "\n" not in str(exc.value)
     assert not (tmp_path / "x").exists()
+
+
+# --------------------------------------------------------------------------- sampler: traverse, codes
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory, mnist_root):
+    out = tmp_path_factory.mktemp("infogan") / "run"
+    infogan.main(["--data-root", str(mnist_root), "--out", str(out), *FAST, "--steps", "1"])
+    return str(out / "checkpoints" / "last.pt")
+
+
+def test_sampler_traverse_writes_one_grid_per_code(ckpt, tmp_path):
+    paths = sampler.traverse(ckpt, out=str(tmp_path / "all")).split()
+    assert [p.rsplit("/", 1)[1] for p in paths] == ["traverse_c1.png", "traverse_c2.png"]
+    assert Image.open(paths[0]).size == (2 + 10 * 30, 2 + 10 * 30)  # 10 categories x 10 steps
+    (one,) = sampler.traverse(ckpt, code=2, steps=5, range=1.5, out=str(tmp_path / "one")).split()
+    assert one.endswith("traverse_c2.png") and Image.open(one).size == (2 + 5 * 30, 2 + 10 * 30)
+
+
+def test_export_stores_the_codes_that_made_each_image(ckpt, tmp_path):
+    sampler.export(ckpt, n=6, seed=4, out=str(tmp_path / "a.npz"))
+    sampler.export(ckpt, n=6, seed=4, out=str(tmp_path / "b.npz"))
+    a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in ("images", "cat", "cont"))  # same seed, same codes, same pixels
+    assert a["cat"].shape == (6,) and a["cont"].shape == (6, 2)
+    gen = sampler.Generator(ckpt, device="cpu")
+    noise = infogan.sample_latent(gen.cfg, 6, generator=torch.Generator().manual_seed(4))[0]
+    remade = gen(infogan.generator_input(gen.cfg, noise, torch.from_numpy(a["cat"]), torch.from_numpy(a["cont"])))
+    assert np.array_equal(a["images"], utils.to_uint8(remade, gen.value_range))  # the stored codes made these images
+    sampler.export(ckpt, n=5, cat=3, out=str(tmp_path / "three.npz"))
+    assert (np.load(tmp_path / "three.npz")["cat"] == 3).all()
+
+
+def test_sampler_refuses_unknown_codes_and_models_without_codes(ckpt, tmp_path, mnist_root):
+    with pytest.raises(SystemExit, match="--cat 12 is not a category of this model: it has categories 0 to 9"):
+        sampler.export(ckpt, n=2, cat=12, out=str(tmp_path / "x.npz"))
+    with pytest.raises(SystemExit, match="--code 3 is not a continuous code"):
+        sampler.traverse(ckpt, code=3, out=str(tmp_path / "t"))
+    import dcgan
+    dcgan.main(["--data-root", str(mnist_root), "--out", str(tmp_path / "dc"), "--steps", "1", "--batch-size", "16"])
+    dc = str(tmp_path / "dc" / "checkpoints" / "last.pt")
+    with pytest.raises(SystemExit, match="dcgan.py checkpoints have no latent codes to traverse"):
+        sampler.traverse(dc)
+    with pytest.raises(SystemExit, match="dcgan.py checkpoints have no categorical code"):
+        sampler.export(dc, n=2, cat=1, out=str(tmp_path / "y.npz"))
