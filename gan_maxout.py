@@ -272,12 +272,7 @@ def check_flags(cfg):
 
 def eval_parzen(argv):
     """python gan_maxout.py --eval-parzen --ckpt PATH: print the Parzen score of a checkpoint."""
-    args = build_parser().parse_args(argv)
-    if not args.ckpt:
-        utils.die("--eval-parzen needs --ckpt PATH")
-    ckpt = utils.load_checkpoint(args.ckpt, SCRIPT)
-    cfg = utils.resume_config(ckpt["cfg"], args, utils.explicit_flags(build_parser, argv) - {"ckpt"}, RESUMABLE)
-    device = utils.pick_device(cfg["device"])
+    cfg, ckpt, device = utils.eval_config(build_parser, argv, SCRIPT, RESUMABLE, "--eval-parzen")
     G = build_generator(cfg).to(device)
     G.load_state_dict(ckpt["models"]["G"])
     began = time.perf_counter()

@@ -303,12 +303,7 @@ def categorical_accuracy(D, cfg, images, labels, batch_size=1000):
 
 def eval_accuracy(argv):
     """python infogan.py --eval-accuracy --ckpt PATH: print Q's categorical accuracy."""
-    args = build_parser().parse_args(argv)
-    if not args.ckpt:
-        utils.die("--eval-accuracy needs --ckpt PATH")
-    ckpt = utils.load_checkpoint(args.ckpt, SCRIPT)
-    cfg = utils.resume_config(ckpt["cfg"], args, utils.explicit_flags(build_parser, argv) - {"ckpt"}, RESUMABLE)
-    device = utils.pick_device(cfg["device"])
+    cfg, ckpt, device = utils.eval_config(build_parser, argv, SCRIPT, RESUMABLE, "--eval-accuracy")
     D = build_discriminator(cfg).to(device)
     D.load_state_dict(ckpt["models"]["D"])
     accuracy, mapping = categorical_accuracy(D, cfg, *utils.load_mnist_range(cfg, "eval_range", device))

@@ -9,6 +9,7 @@ Each helper is small and stands alone, so a script reads fine without opening th
     positive_int / positive_float   argparse types that refuse 0 and negatives
     data_range                      argparse type for train|test:START:STOP (honest splits)
     parse_config(build, argv, ...)  the flags, or with --resume the saved run's config and checkpoint
+    eval_config(build, argv, ...)   --eval-... --ckpt PATH: the checkpoint's config, checkpoint, device
     pick_device / setup_device      "auto" | "cpu" | "cuda" -> torch.device; seeds and fast math
     seed_everything(seed)           Python, NumPy and torch RNGs
     rng_state() / set_rng_state()   capture and restore those RNGs (for exact resume)
@@ -170,6 +171,17 @@ def parse_config(build_parser, argv, script: str, resumable: set[str]) -> tuple[
     cfg = resume_config(ckpt["cfg"], args, explicit_flags(build_parser, argv), resumable)
     cfg["resume"] = args.resume
     return cfg, ckpt
+
+
+def eval_config(build_parser, argv, script: str, resumable: set[str], flag: str):
+    """For `python <script>.py --eval-... --ckpt PATH [flags]`: the checkpoint's run config with
+    the flags typed now applied where `resumable` allows, the checkpoint, and the device."""
+    args = build_parser().parse_args(argv)
+    if not args.ckpt:
+        die(f"{flag} needs --ckpt PATH")
+    ckpt = load_checkpoint(args.ckpt, script)
+    cfg = resume_config(ckpt["cfg"], args, explicit_flags(build_parser, argv) - {"ckpt"}, resumable)
+    return cfg, ckpt, pick_device(cfg["device"])
 
 
 # --------------------------------------------------------------------------- device, seeds
