@@ -13,10 +13,13 @@ A checkpoint trained on a GPU samples on the CPU.
   python sampler.py export      --ckpt PATH --n 10000 --out samples.npz      # one uint8 array
   python sampler.py traverse    --ckpt PATH --code 1 --range 2 --steps 10    # models with codes (infogan)
   python sampler.py export      --ckpt PATH --n 1000 --cat 3 --out three.npz  # ... and the codes that made each image
+  python sampler.py encode      --ckpt PATH --images DIR|FILE.npz --out feats.npz  # models with an encoder (bigan)
+  python sampler.py reconstruct --ckpt PATH --n 32                            # x beside G(E(x))
 
 Capabilities come from the script: one that has sample_codes(cfg, n, ...) (infogan) gets its
 codes stored beside exported images and a fixed category (--cat); one that has
-grid_input(cfg, noise, code, lo, hi, steps) gets `traverse`. Others are refused in one line.
+grid_input(cfg, noise, code, lo, hi, steps) gets `traverse`; one that has build_encoder(cfg)
+(bigan) gets `encode` and `reconstruct`. Others are refused in one line.
 
 Outputs default to <run folder>/sampler/; each command prints where it wrote.
 """
@@ -33,33 +36,37 @@ from torchvision.utils import make_grid
 import utils
 
 # scripts whose checkpoints this sampler reads; a checkpoint naming anything else is refused
-SCRIPTS = ("dcgan", "gan_mlp", "gan_maxout", "wgan_gp", "infogan")  # each new script adds itself here
+SCRIPTS = ("dcgan", "gan_mlp", "gan_maxout", "wgan_gp", "infogan", "bigan")  # each new script adds itself here
 
 
-class Generator:
-    """A checkpoint's generator, rebuilt through its own script, in eval mode."""
+class Model:
+    """A checkpoint, the script that wrote it (imported as a module), its run config and where
+    to write; `module(builder, name)` rebuilds one of its networks, in eval mode, through the
+    script's own `builder(cfg)`."""
 
     def __init__(self, ckpt, device="auto"):
-        state = utils.load_checkpoint(ckpt, SCRIPTS)
-        self.script = importlib.import_module(state["script"])
-        self.cfg = state["cfg"]
-        if not hasattr(self.script, "build_generator") or not self.cfg.get("image_size"):
-            utils.die(f"{ckpt}: {state['script']}.py checkpoints of this kind hold no image generator")
+        self.state = utils.load_checkpoint(ckpt, SCRIPTS)
+        self.script = importlib.import_module(self.state["script"])
+        self.name = self.script.__name__
+        self.cfg = self.state["cfg"]
         self.device = utils.pick_device(device)
-        self.G = self.script.build_generator(self.cfg)
-        self.G.load_state_dict(state["models"]["G"])
-        self.G.to(self.device).eval()
         # a script whose output range depends on the run says so in the config; else one range for all
         self.value_range = tuple(self.cfg.get("value_range") or self.script.VALUE_RANGE)
         self.run_dir = Path(ckpt).resolve().parent.parent
+        self.ckpt = ckpt
 
-    def noise(self, n, seed):
-        generator = torch.Generator().manual_seed(seed)
-        return self.script.sample_noise(self.cfg, n, generator=generator)
+    def can(self, *attributes):
+        return all(hasattr(self.script, a) for a in attributes)
 
-    @torch.no_grad()
-    def __call__(self, z, batch_size=500):
-        return torch.cat([self.G(chunk.to(self.device)).float().cpu() for chunk in z.split(batch_size)])
+    def module(self, builder, name):
+        net = getattr(self.script, builder)(self.cfg)
+        net.load_state_dict(self.state["models"][name])
+        return net.to(self.device).eval()
+
+    def to_model_range(self, images):
+        """uint8 (N, C, H, W) -> floats in the model's value range, on its device."""
+        lo, hi = self.value_range
+        return images.to(self.device).float().div(255).mul(hi - lo).add(lo)
 
     def out_path(self, out, default_name, folder=False):
         """Where to write: `out`, or <run>/sampler/<default_name>. Its parent folder (or, with
@@ -73,6 +80,87 @@ class Generator:
         except OSError as exc:
             utils.die(f"cannot write to {path} ({exc.strerror or exc}); choose another --out")
         return path
+
+
+class Generator(Model):
+    """A checkpoint's generator, rebuilt through its own script, in eval mode."""
+
+    def __init__(self, ckpt, device="auto"):
+        super().__init__(ckpt, device)
+        if not self.can("build_generator") or not self.cfg.get("image_size"):
+            utils.die(f"{ckpt}: {self.name}.py checkpoints of this kind hold no image generator")
+        self.G = self.module("build_generator", "G")
+
+    def noise(self, n, seed):
+        generator = torch.Generator().manual_seed(seed)
+        return self.script.sample_noise(self.cfg, n, generator=generator)
+
+    @torch.no_grad()
+    def __call__(self, z, batch_size=500):
+        return torch.cat([self.G(chunk.to(self.device)).float().cpu() for chunk in z.split(batch_size)])
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def read_images(path, image_size, channels):
+    """Images for a model that takes (channels, image_size, image_size): a folder of image files
+    (searched recursively, in sorted order; unreadable ones skipped with a warning), one image
+    file, or an .npz in the layout `export` writes (`images` uint8 (N, H, W, C) or (N, H, W)).
+    Colour is converted (grey <-> RGB) and the size resized to fit. Returns uint8 (N, C, H, W),
+    the file names to write results under, and the .npz's `labels` (or None)."""
+    from PIL import UnidentifiedImageError
+    path, labels = Path(path), None
+    if not path.exists():
+        utils.die(f"--images {path} does not exist")
+    if path.suffix == ".npz":
+        try:
+            with np.load(path) as npz:
+                if "images" not in npz:
+                    utils.die(f"{path} has no `images` array (it has {', '.join(npz.files) or 'none'}); "
+                              f"expected export's layout, uint8 (N, H, W, C)")
+                arrays, labels = npz["images"], npz["labels"] if "labels" in npz else None
+        except (OSError, ValueError, EOFError) as exc:
+            utils.die(f"{path} is not a readable .npz ({exc})")
+        if arrays.dtype != np.uint8 or arrays.ndim not in (3, 4) or len(arrays) == 0:
+            utils.die(f"{path}: `images` must be uint8 (N, H, W, C) or (N, H, W) with N > 0, "
+                      f"got {arrays.dtype} {arrays.shape}")
+        images = torch.from_numpy(arrays if arrays.ndim == 4 else arrays[..., None]).permute(0, 3, 1, 2)
+        names = [f"{i:06d}.png" for i in range(len(images))]
+        if labels is not None and len(labels) != len(images):
+            utils.die(f"{path}: {len(labels)} labels for {len(images)} images")
+    else:
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        images, names = [], []
+        for file in files:
+            try:
+                with Image.open(file) as image:
+                    array = np.asarray(image.convert("L" if channels == 1 else "RGB"))
+            except (OSError, ValueError, UnidentifiedImageError) as exc:
+                print(f"warning: skipping unreadable image {file} ({type(exc).__name__})", file=sys.stderr)
+                continue
+            tensor = torch.from_numpy(array.copy()).reshape(array.shape[0], array.shape[1], -1).permute(2, 0, 1)
+            images.append(_fit(tensor[None], image_size, channels)[0])
+            names.append(str(file.relative_to(path).with_suffix(".png")) if path.is_dir() else file.stem + ".png")
+        if not images:
+            utils.die(f"no readable images in {path}")
+        images = torch.stack(images)
+    return _fit(images, image_size, channels), names, labels
+
+
+def _fit(images, image_size, channels):
+    """uint8 (N, C, H, W) converted to `channels` (ITU-R 601 luma for RGB -> grey) and resized."""
+    if images.shape[1] != channels:
+        if channels == 1:
+            images = (images[:, :3].float() * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(1, keepdim=True)
+        else:
+            images = images[:, :1].expand(-1, channels, -1, -1)
+        images = images.round().clamp(0, 255).to(torch.uint8)
+    if images.shape[-2:] != (image_size, image_size):
+        images = torch.nn.functional.interpolate(images.float(), size=(image_size, image_size), mode="bilinear",
+                                                 antialias=True, align_corners=False)
+        images = images.round().clamp(0, 255).to(torch.uint8)
+    return images
 
 
 def _check_positive(**values):
@@ -187,7 +275,54 @@ def traverse(ckpt, code=None, range=2.0, steps=10, seed=0, out=None, device="aut
     return " ".join(map(str, written))
 
 
-COMMANDS = {"sample": sample, "interpolate": interpolate, "gif": gif, "export": export, "traverse": traverse}
+@utils.one_line_errors
+def encode(ckpt, images=None, out=None, batch_size=500, device="auto"):
+    """For a model with an encoder (bigan): write E's features of the --images (a folder, an
+    image file, or an .npz in export's layout) to --out, an .npz holding one (N, dim) array per
+    representation the encoder gives (bigan: `code` = E(x), `hidden` = its last hidden layer),
+    the images' `names`, and the input's `labels` when it has them."""
+    _check_positive(batch_size=batch_size)
+    model = Model(ckpt, device)
+    if not model.can("build_encoder"):
+        utils.die(f"encode: {model.name}.py checkpoints have no encoder (bigan's do)")
+    if images is None:
+        utils.die("encode needs --images DIR|FILE.npz (the images to encode)")
+    x, names, labels = read_images(images, model.cfg["image_size"], model.cfg["channels"])
+    path = model.out_path(out, "features.npz")
+    if path.suffix != ".npz":
+        utils.die(f"--out {path}: features are written as an .npz; give a name ending in .npz")
+    E = model.module("build_encoder", "E")
+    with torch.no_grad():
+        parts = [E.features(model.to_model_range(chunk)) for chunk in x.split(batch_size)]
+    features = {k: torch.cat([p[k] for p in parts]).float().cpu().numpy() for k in parts[0]}
+    np.savez_compressed(path, **features, names=np.array(names), **({} if labels is None else {"labels": labels}))
+    return f"{len(x)} images -> {path} ({', '.join(f'{k} {v.shape}' for k, v in features.items())})"
+
+
+@utils.one_line_errors
+def reconstruct(ckpt, images=None, n=32, out=None, device="auto"):
+    """For a model with an encoder (bigan): write a grid of images x beside their reconstructions
+    G(E(x)), in pairs of columns. The images: the first n of --images (a folder, an image file or
+    an .npz), or by default the first n held-out images of the run's own data set."""
+    _check_positive(n=n)
+    model = Model(ckpt, device)
+    if not model.can("build_encoder", "build_generator"):
+        utils.die(f"reconstruct: {model.name}.py checkpoints have no encoder (bigan's do)")
+    if images is None:
+        x = model.script.held_out_images(model.cfg, n)[0]
+    else:
+        x = read_images(images, model.cfg["image_size"], model.cfg["channels"])[0][:n]
+    path = model.out_path(out, "reconstructions.png")
+    G, E = model.module("build_generator", "G"), model.module("build_encoder", "E")
+    with torch.no_grad():
+        real = model.to_model_range(x)
+        pairs = torch.stack([real, G(E(real))], dim=1).flatten(0, 1).float().cpu()
+    utils.save_grid(pairs, path, nrow=16, value_range=model.value_range)
+    return str(path)
+
+
+COMMANDS = {"sample": sample, "interpolate": interpolate, "gif": gif, "export": export, "traverse": traverse,
+            "encode": encode, "reconstruct": reconstruct}
 
 if __name__ == "__main__":
     argv = sys.argv[1:]

@@ -1,6 +1,6 @@
 """A user's bad input ends in one line naming the cause and a non-zero exit, never a traceback.
 
-By class, for every training script (dcgan, gan_mlp on MNIST, gan_maxout, wgan_gp, infogan) and the sampler:
+By class, for every training script (dcgan, gan_mlp on MNIST, gan_maxout, wgan_gp, infogan, bigan) and the sampler:
 paths (an --out or --data-root of the wrong kind), damaged data (truncated or garbage IDX and
 .gz files, a broken image among good ones), resources (a model too large to train, running out
 of memory) and the sampler's commands and outputs.
@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+import bigan
 import dcgan
 import gan_maxout
 import gan_mlp
@@ -30,6 +31,8 @@ SCRIPTS = {  # main, and the flags that make a tiny run of it on the fixture's 3
                                      "--test-range", "test:0:64", "--sample-size", "16"]),
     "wgan_gp": (wgan_gp.main, ["--width", "8", "--n-critic", "2", "--sample-size", "16"]),
     "infogan": (infogan.main, ["--train-range", "train:0:320", "--eval-range", "test:0:64"]),
+    "bigan": (bigan.main, ["--train-range", "train:0:320", "--eval-range", "test:0:64", "--hidden", "32",
+                           "--sample-size", "16"]),
 }
 ALL_SCRIPTS = pytest.mark.parametrize("script", sorted(SCRIPTS))
 

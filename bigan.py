@@ -1,0 +1,430 @@
+"""BiGAN: Donahue, Kraehenbuehl & Darrell 2016, "Adversarial Feature Learning" (arXiv:1605.09782),
+its permutation-invariant MNIST experiment (Appendix C.1) as the authors' code builds it
+(jeffdonahue/bigan: train_mnist.sh, net.py's mnist_mlp nets), with the changes of a public
+PyTorch replication available as flags.
+
+A GAN maps noise to images and has no way back. BiGAN learns the way back as well: an encoder
+E maps an image x to a code E(x), and the discriminator no longer judges images alone but
+pairs: (x, E(x)) for real images, (G(z), z) for generated ones. The only way G and E can make
+the two kinds of pair look alike is for E to invert G, so E learns, without labels, features
+that a linear classifier can read the digit from. That is what the linear probe below measures
+(against an encoder of the same shape left at its random initialisation), with the paper's own
+measure beside it: 1-nearest-neighbour accuracy in feature space (97.39% on MNIST, Table 1).
+
+  D loss      BCE(D(x, E(x)), 1) + BCE(D(G(z), z), 0)
+  G, E loss   BCE(D(x, E(x)), 0) + BCE(D(G(z), z), 1)   (non-saturating, as the authors'
+              code trains; --loss minimax for the paper's min-max form, -(D loss))
+
+Run:
+  python bigan.py --epochs 100                                  # MNIST, probe on its test set
+  python bigan.py --train-range test:0:8000 --eval-range test:8000:10000   # only MNIST's test file at hand
+  python bigan.py --dataset fashion-mnist
+  python bigan.py --eval-probe --ckpt runs/bigan/<name>/checkpoints/last.pt
+  python sampler.py reconstruct --ckpt runs/bigan/<name>/checkpoints/last.pt
+  python sampler.py encode --ckpt PATH --images digits/ --out feats.npz
+
+Writes, under runs/bigan/<dataset>-<time>/ (or --out):
+  samples/epoch_001.png ...        G(z) from fixed noise, after every epoch
+  samples/recon_epoch_001.png ...  fixed held-out images x beside their reconstructions G(E(x)),
+                                   in pairs of columns (x, G(E(x)))
+  progress.gif                     the sample grids as one animation
+  losses.csv, losses.png           D and G/E losses, D(x, E(x)), D(G(z), z), lr, images/s
+  checkpoints/last.pt              after every epoch and on Ctrl-C; epoch_XXX.pt every --save-every
+and prints the linear-probe and 1-NN accuracies of E and of a random E at the end.
+"""
+import math
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import utils
+
+SCRIPT = "bigan"
+VALUE_RANGE = (0.0, 1.0)  # G ends in a sigmoid, as the authors' code: images in [0, 1]
+LOSS_COLUMNS = ["d_loss", "ge_loss", "d_real", "d_fake"]  # what train_step returns
+STATUS = "D {d_loss:.3f} G/E {ge_loss:.3f} D(x,E(x)) {d_real:.2f} D(G(z),z) {d_fake:.2f} lr {lr:.2e}"
+PROBE_LAYERS = ("code", "hidden")  # E's output E(x), and its last hidden layer (before the final linear map)
+
+
+# --------------------------------------------------------------------------- hyper-parameters
+def build_parser():
+    p = utils.ArgumentParser(description="BiGAN (Donahue et al. 2016) on MNIST or Fashion-MNIST.")
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"], help="28x28 grey images")
+    data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
+    data.add_argument("--train-range", type=utils.data_range, default="train:0:60000",
+                      help="images trained on (and on which the probes are fitted)")
+    data.add_argument("--eval-range", type=utils.data_range, default="test:0:10000",
+                      help="held-out labelled images on which the probes are scored")
+
+    model = p.add_argument_group("model (Appendix C.1; net.py mnist_mlp)")
+    model.add_argument("--z-dim", type=utils.positive_int, default=50, help="size of z, and of E's output")
+    model.add_argument("--noise", default="normal", choices=["normal", "uniform"],
+                       help="z ~ N(0, 1) (the replication's) or U(-1, 1) (the paper's)")
+    model.add_argument("--hidden", type=utils.positive_int, default=1024, help="units of every hidden layer")
+
+    optim = p.add_argument_group("optimisation")
+    optim.add_argument("--epochs", type=utils.positive_int, default=400,
+                       help="passes over the training images (the authors: 200 + 200 of decay)")
+    optim.add_argument("--constant-epochs", type=int, default=0,
+                       help="keep the learning rate constant this many epochs, then decay it linearly to 0 by the "
+                            "last one (0: decay over the whole run; the authors' code: 200 of 400)")
+    optim.add_argument("--batch-size", type=utils.positive_int, default=128, help="images per step")
+    optim.add_argument("--lr", type=utils.positive_float, default=2e-4, help="Adam learning rate of G, E and D")
+    optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
+    optim.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
+    optim.add_argument("--weight-decay", type=float, default=2.5e-5,
+                       help="L2 penalty on all weights (the replication's; 0 for none)")
+    optim.add_argument("--loss", default="non-saturating", choices=["non-saturating", "minimax"],
+                       help="G and E's loss: fool D with flipped labels, or minimise -(D's loss)")
+    optim.add_argument("--steps", type=utils.positive_int, default=None,
+                       help="stop after this many optimizer steps in total (for smoke tests and benchmarks)")
+
+    utils.add_run_flags(p, SCRIPT, compile_help="torch.compile G, E and D; 'reduce-overhead' also captures CUDA graphs")
+    run = p.add_argument_group("outputs and evaluation")
+    run.add_argument("--sample-size", type=utils.positive_int, default=64, help="samples in each epoch's grid")
+    run.add_argument("--eval-probe", action="store_true",
+                     help="print the linear-probe and 1-NN accuracies of --ckpt's encoder and of a random one, and exit")
+    run.add_argument("--ckpt", default=None, help="checkpoint to evaluate with --eval-probe")
+    return p
+
+
+# flags that may change when a run is resumed or evaluated; everything else must match the checkpoint
+RESUMABLE = {"epochs", "steps", "device", "amp", "compile", "data_root", "save_every", "log_every",
+             "eval_range", "eval_probe", "ckpt"}
+
+
+# --------------------------------------------------------------------------- models
+def init_weights(module):
+    """The authors' initialisation: weights from N(0, 0.02), biases 0."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+class Generator(nn.Module):
+    """z -> FC 1024, BN, ReLU -> FC 1024 (+ a linear map of z), BN, ReLU -> FC 784 -> sigmoid.
+    z enters the second layer again, as in the authors' deconvnet_mnist_mlp."""
+
+    def __init__(self, z_dim, hidden):
+        super().__init__()
+        self.fc1 = nn.Sequential(nn.Linear(z_dim, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(True))
+        self.fc2 = nn.Linear(hidden, hidden, bias=False)
+        self.z2 = nn.Linear(z_dim, hidden, bias=False)
+        self.out = nn.Sequential(nn.BatchNorm1d(hidden), nn.ReLU(True), nn.Linear(hidden, 28 * 28), nn.Sigmoid())
+
+    def forward(self, z):
+        return self.out(self.fc2(self.fc1(z)) + self.z2(z)).view(-1, 1, 28, 28)
+
+
+class Encoder(nn.Module):
+    """x -> FC 1024, LReLU 0.2 -> FC 1024, BN, LReLU 0.2 -> FC z_dim (E(x), a point in z's space).
+    `features(x)` also returns the last hidden layer, the other representation the probes read."""
+
+    def __init__(self, z_dim, hidden):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(28 * 28, hidden), nn.LeakyReLU(0.2, True),
+            nn.Linear(hidden, hidden, bias=False), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2, True),
+        )
+        self.out = nn.Linear(hidden, z_dim)
+
+    def features(self, x):
+        hidden = self.body(x)
+        return {"code": self.out(hidden), "hidden": hidden}
+
+    def forward(self, x):
+        return self.out(self.body(x))
+
+
+class JointDiscriminator(nn.Module):
+    """(x, z) -> x: FC 1024, LReLU 0.2 -> FC 1024 + a linear map of z, BN, LReLU 0.2 -> FC 1 (a logit).
+    z joins at the hidden layer through a learned linear term (net.py's apply_cond)."""
+
+    def __init__(self, z_dim, hidden):
+        super().__init__()
+        self.x1 = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, hidden), nn.LeakyReLU(0.2, True))
+        self.x2 = nn.Linear(hidden, hidden, bias=False)
+        self.z2 = nn.Linear(z_dim, hidden, bias=False)
+        self.out = nn.Sequential(nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2, True), nn.Linear(hidden, 1))
+
+    def forward(self, x, z):
+        return self.out(self.x2(self.x1(x)) + self.z2(z)).view(-1)
+
+
+def build_generator(cfg):
+    """G for a run's config (a dict of the flags); the sampler rebuilds G through this."""
+    return Generator(cfg["z_dim"], cfg["hidden"]).apply(init_weights)
+
+
+def build_encoder(cfg):
+    """E for a run's config; the sampler's encode and reconstruct rebuild E through this."""
+    return Encoder(cfg["z_dim"], cfg["hidden"]).apply(init_weights)
+
+
+def build_discriminator(cfg):
+    return JointDiscriminator(cfg["z_dim"], cfg["hidden"]).apply(init_weights)
+
+
+def sample_noise(cfg, n, device="cpu", generator=None):
+    if cfg["noise"] == "uniform":
+        return torch.rand(n, cfg["z_dim"], device=device, generator=generator) * 2 - 1
+    return torch.randn(n, cfg["z_dim"], device=device, generator=generator)
+
+
+# --------------------------------------------------------------------------- data
+def epoch_batches(data, cfg, epoch, start_batch, device):
+    """One epoch of batches in [0, 1], in a random order fixed by (seed, epoch), from start_batch on."""
+    bs = cfg["batch_size"]
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
+    for idx in order[start_batch * bs: len(data) // bs * bs].to(device).split(bs):
+        yield data[idx].float().div_(255.0)
+
+
+def held_out_images(cfg, n, device="cpu"):
+    """The first n images of the run's --eval-range as uint8 (n, 1, 28, 28), with their labels:
+    what the reconstruction grids show, and what the sampler's reconstruct uses by default."""
+    images, labels = utils.load_mnist_range(cfg, "eval_range", device)
+    return images[:n], labels[:n]
+
+
+# --------------------------------------------------------------------------- training step
+def learning_rate(cfg, epoch_progress):
+    """--lr, constant for --constant-epochs epochs, then linearly down to 0 at the last one.
+    epoch_progress: epochs done so far, fractional (step / steps per epoch)."""
+    decay = cfg["epochs"] - cfg["constant_epochs"]
+    return cfg["lr"] * min(1.0, max(0.0, (cfg["epochs"] - epoch_progress) / decay))
+
+
+def train_step(G, E, D, opt_ge, opt_d, real, z, cfg):
+    """One D update, then one joint update of G and E. Returns detached
+    [d_loss, ge_loss, D(x, E(x)), D(G(z), z)] (the last two as probabilities)."""
+    autocast = torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=cfg["amp"])
+    with autocast:
+        fake, code = G(z), E(real)
+        real_logits = D(real, code.detach())  # D learns here; G and E do not
+        fake_logits = D(fake.detach(), z)
+        d_loss = (F.binary_cross_entropy_with_logits(real_logits.float(), torch.ones_like(real_logits, dtype=torch.float))
+                  + F.binary_cross_entropy_with_logits(fake_logits.float(), torch.zeros_like(fake_logits, dtype=torch.float)))
+    d_loss.backward()
+    opt_d.step()
+    opt_d.zero_grad(set_to_none=True)
+
+    D.requires_grad_(False)  # G and E's step needs gradients through D, not of its weights
+    with autocast:
+        real_logits_ge, fake_logits_ge = D(real, code).float(), D(fake, z).float()
+        if cfg["loss"] == "non-saturating":  # D's labels flipped: strong gradients while D wins
+            ge_loss = (F.binary_cross_entropy_with_logits(real_logits_ge, torch.zeros_like(real_logits_ge))
+                       + F.binary_cross_entropy_with_logits(fake_logits_ge, torch.ones_like(fake_logits_ge)))
+        else:
+            ge_loss = -(F.binary_cross_entropy_with_logits(real_logits_ge, torch.ones_like(real_logits_ge))
+                        + F.binary_cross_entropy_with_logits(fake_logits_ge, torch.zeros_like(fake_logits_ge)))
+    ge_loss.backward()
+    opt_ge.step()
+    opt_ge.zero_grad(set_to_none=True)
+    D.requires_grad_(True)
+
+    return torch.stack([d_loss, ge_loss, torch.sigmoid(real_logits).float().mean(),
+                        torch.sigmoid(fake_logits).float().mean()]).detach().float()
+
+
+@torch.no_grad()
+def reconstruct(G, E, images):
+    """G(E(x)) for images in [0, 1], both networks in eval mode (batch norm's running statistics)."""
+    G.eval(), E.eval()
+    out = G(E(images))
+    G.train(), E.train()
+    return out
+
+
+@torch.no_grad()
+def save_grids(G, E, fixed_noise, fixed_real, samples_dir, epoch):
+    G.eval()
+    utils.save_grid(G(fixed_noise), samples_dir / f"epoch_{epoch:03d}.png", value_range=VALUE_RANGE)
+    G.train()
+    pairs = torch.stack([fixed_real, reconstruct(G, E, fixed_real)], dim=1).flatten(0, 1)  # x, G(E(x)), x, ...
+    utils.save_grid(pairs, samples_dir / f"recon_epoch_{epoch:03d}.png", nrow=16, value_range=VALUE_RANGE)
+
+
+# --------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def encode(E, images, batch_size=1000):
+    """E's features, {layer: (N, dim)}, of uint8 images, E in eval mode."""
+    E.eval()
+    parts = [E.features(x.float() / 255) for x in images.split(batch_size)]
+    E.train()
+    return {layer: torch.cat([p[layer] for p in parts]).float() for layer in PROBE_LAYERS}
+
+
+@torch.no_grad()
+def random_encoder(cfg, train_images, device, seed=1):
+    """The baseline: an encoder of the same shape at its random initialisation (seeded), whose
+    batch-norm statistics (the only thing it could learn without training) are those of the
+    training images, accumulated over one pass."""
+    torch.manual_seed(seed)
+    E = build_encoder(cfg).to(device)
+    for module in E.modules():
+        if isinstance(module, nn.BatchNorm1d):
+            module.momentum = None  # a cumulative average over the pass
+    for x in train_images.split(1000):
+        E(x.float() / 255)
+    return E
+
+
+def standardize(train, test):
+    """Both feature sets z-scored with the training set's per-dimension mean and std."""
+    mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
+    return (train - mean) / std, (test - mean) / std
+
+
+def linear_probe(train_x, train_y, test_x, test_y, l2=1e-4, iterations=300):
+    """Held-out accuracy of a softmax linear classifier fitted, full batch with L-BFGS, on
+    standardized training features (cross-entropy + l2 * ||W||^2)."""
+    train_x, test_x = standardize(train_x, test_x)
+    n_classes = int(max(train_y.max(), test_y.max())) + 1
+    linear = nn.Linear(train_x.shape[1], n_classes).to(train_x.device)
+    nn.init.zeros_(linear.weight)
+    optimizer = torch.optim.LBFGS(linear.parameters(), lr=1, max_iter=iterations, history_size=20,
+                                  line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(linear(train_x), train_y) + l2 * linear.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    with torch.no_grad():
+        return (linear(test_x).argmax(1) == test_y).float().mean().item()
+
+
+@torch.no_grad()
+def nearest_neighbour(train_x, train_y, test_x, test_y, batch_size=1000):
+    """Held-out accuracy of 1-nearest-neighbour (Euclidean, on standardized features)."""
+    train_x, test_x = standardize(train_x, test_x)
+    nearest = torch.cat([torch.cdist(chunk, train_x).argmin(1) for chunk in test_x.split(batch_size)])
+    return (train_y[nearest] == test_y).float().mean().item()
+
+
+def probe(E, cfg, train, held_out, device):
+    """{(encoder, layer, probe): accuracy} for E and for a random encoder, on both layers."""
+    results = {}
+    for name, encoder in (("BiGAN E", E), ("random E", random_encoder(cfg, train[0], device))):
+        train_features, test_features = encode(encoder, train[0]), encode(encoder, held_out[0])
+        for layer in PROBE_LAYERS:
+            args = train_features[layer], train[1], test_features[layer], held_out[1]
+            results[name, layer, "linear"] = linear_probe(*args)
+            results[name, layer, "1-NN"] = nearest_neighbour(*args)
+    return results
+
+
+def describe_probe(cfg, results, step, seconds):
+    rng = lambda which: f"{cfg['dataset']} {':'.join(map(str, cfg[which]))}"
+    lines = [f"probes after {step} steps: fitted on {rng('train_range')}, scored on {rng('eval_range')} "
+             f"(features standardized; 'code' = E(x), {cfg['z_dim']}-d; 'hidden' = E's last hidden layer, "
+             f"{cfg['hidden']}-d) [{seconds:.0f} s]"]
+    for encoder in ("BiGAN E", "random E"):
+        lines.append(f"  {encoder:9s}" + "".join(f"  {layer} {kind} {100 * results[encoder, layer, kind]:.2f}%"
+                                                for layer in PROBE_LAYERS for kind in ("linear", "1-NN")))
+    return "\n".join(lines)
+
+
+def eval_probe(argv):
+    """python bigan.py --eval-probe --ckpt PATH: print the probes' accuracies."""
+    cfg, ckpt, device = utils.eval_config(build_parser, argv, SCRIPT, RESUMABLE, "--eval-probe")
+    E = build_encoder(cfg).to(device)
+    E.load_state_dict(ckpt["models"]["E"])
+    began = time.perf_counter()
+    train, held_out = (utils.load_mnist_range(cfg, which, device) for which in ("train_range", "eval_range"))
+    results = probe(E, cfg, train, held_out, device)
+    print(describe_probe(cfg, results, ckpt["step"], time.perf_counter() - began))
+    return results
+
+
+# --------------------------------------------------------------------------- main
+def check_flags(cfg):
+    for beta in ("beta1", "beta2"):
+        if not 0 <= cfg[beta] < 1:
+            utils.die(f"--{beta} must be in [0, 1), got {cfg[beta]}")
+    if cfg["weight_decay"] < 0:
+        utils.die(f"--weight-decay must be 0 or more, got {cfg['weight_decay']}")
+    if not 0 <= cfg["constant_epochs"] < cfg["epochs"]:
+        utils.die(f"--constant-epochs must be 0 or more and less than --epochs ({cfg['epochs']}), "
+                  f"got {cfg['constant_epochs']}")
+
+
+@utils.one_line_errors
+def main(argv=None):
+    cfg, ckpt = utils.parse_config(build_parser, argv, SCRIPT, RESUMABLE)
+    check_flags(cfg)
+    if cfg["eval_probe"]:
+        return eval_probe(argv)
+    cfg["image_size"], cfg["channels"] = 28, 1
+    device = utils.setup_device(cfg)
+    data, labels = utils.load_mnist_range(cfg, "train_range", device)
+    held_out = utils.load_mnist_range(cfg, "eval_range", device)
+    steps_per_epoch = len(data) // cfg["batch_size"]
+    if steps_per_epoch == 0:
+        utils.die(f"--batch-size {cfg['batch_size']} is larger than the training set ({len(data)} images)")
+    G, E, D = utils.build_models(cfg, device, build_generator, build_encoder, build_discriminator)
+    run_dir = utils.make_run_dir(SCRIPT, cfg)  # only once flags, data and models are good
+
+    adam = dict(lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), weight_decay=cfg["weight_decay"], fused=True)
+    opt_ge = torch.optim.Adam([*G.parameters(), *E.parameters()], **adam)  # G and E: one player
+    opt_d = torch.optim.Adam(D.parameters(), **adam)
+    models, optimizers = {"G": G, "E": E, "D": D}, {"GE": opt_ge, "D": opt_d}
+    fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
+    fixed_real = held_out[0][:64].float() / 255  # the reconstruction grids' images, never trained on
+    epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
+    if ckpt:
+        utils.restore_training_state(ckpt, models, optimizers)
+        fixed_noise = ckpt["fixed_noise"].to(device)
+        epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
+    G_train, E_train, D_train = utils.compile_models(cfg["compile"], G, E, D)
+    total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
+    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, every=cfg["log_every"], images_per_step=cfg["batch_size"],
+                            total_steps=total_steps, step=step, resumed=ckpt is not None, status=STATUS,
+                            extra_columns=["lr"], extra=lambda: {"lr": opt_d.param_groups[0]["lr"]})
+
+    def checkpoint(name):
+        path = run_dir / "checkpoints" / name
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers,
+                                  epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
+        return path
+
+    print(f"bigan: {len(data)} {cfg['dataset']} images ({':'.join(map(str, cfg['train_range']))}) on {device}, "
+          f"z {cfg['z_dim']}-d {cfg['noise']}, {steps_per_epoch} steps/epoch, writing to {run_dir}")
+    with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
+        while step < total_steps:
+            for real in epoch_batches(data, cfg, epoch, epoch_step, device):
+                for opt in (opt_ge, opt_d):  # a python float per step: no host sync
+                    opt.param_groups[0]["lr"] = learning_rate(cfg, step / steps_per_epoch)
+                z = sample_noise(cfg, real.shape[0], device)
+                metrics = train_step(G_train, E_train, D_train, opt_ge, opt_d, real, z, cfg)
+                step, epoch_step = step + 1, epoch_step + 1
+                log.add(metrics, step, epoch)
+                if step >= total_steps:
+                    break
+            log.flush()
+            save_grids(G, E, fixed_noise, fixed_real, run_dir / "samples", epoch + 1)
+            utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
+            log.plot(["d_loss", "ge_loss"])
+            if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
+                epoch, epoch_step = epoch + 1, 0
+                if epoch % cfg["save_every"] == 0:
+                    checkpoint(f"epoch_{epoch:03d}.pt")
+            checkpoint("last.pt")
+    began = time.perf_counter()
+    results = probe(E, cfg, (data, labels), held_out, device)
+    print(describe_probe(cfg, results, step, time.perf_counter() - began))
+    print(f"done: {step} steps; samples, reconstructions, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")
+    return run_dir
+
+
+if __name__ == "__main__":
+    main()
