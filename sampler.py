@@ -15,11 +15,14 @@ A checkpoint trained on a GPU samples on the CPU.
   python sampler.py export      --ckpt PATH --n 1000 --cat 3 --out three.npz  # ... and the codes that made each image
   python sampler.py encode      --ckpt PATH --images DIR|FILE.npz --out feats.npz  # models with an encoder (bigan)
   python sampler.py reconstruct --ckpt PATH --n 32                            # x beside G(E(x))
+  python sampler.py translate   --ckpt PATH --input DIR|FILE.npz --direction a2b --out DIR --cycle  # cyclegan
 
 Capabilities come from the script: one that has sample_codes(cfg, n, ...) (infogan) gets its
 codes stored beside exported images and a fixed category (--cat); one that has
 grid_input(cfg, noise, code, lo, hi, steps) gets `traverse`; one that has build_encoder(cfg)
-(bigan) gets `encode` and `reconstruct`. Others are refused in one line.
+(bigan) gets `encode` and `reconstruct`; one that has TRANSLATIONS and build_translator(cfg)
+(cyclegan) gets `translate`, and the commands that draw from noise tell it to use that instead.
+Others are refused in one line.
 
 Outputs default to <run folder>/sampler/; each command prints where it wrote.
 """
@@ -36,7 +39,7 @@ from torchvision.utils import make_grid
 import utils
 
 # scripts whose checkpoints this sampler reads; a checkpoint naming anything else is refused
-SCRIPTS = ("dcgan", "gan_mlp", "gan_maxout", "wgan_gp", "infogan", "bigan")  # each new script adds itself here
+SCRIPTS = ("dcgan", "gan_mlp", "gan_maxout", "wgan_gp", "infogan", "bigan", "cyclegan")  # each new script adds itself here
 
 
 class Model:
@@ -87,6 +90,9 @@ class Generator(Model):
 
     def __init__(self, ckpt, device="auto"):
         super().__init__(ckpt, device)
+        if self.can("TRANSLATIONS"):
+            utils.die(f"{ckpt}: {self.name}.py checkpoints are translation models: they draw nothing from noise; "
+                      f"use `sampler.py translate --ckpt PATH --input DIR --direction {'|'.join(self.script.TRANSLATIONS)}`")
         if not self.can("build_generator") or not self.cfg.get("image_size"):
             utils.die(f"{ckpt}: {self.name}.py checkpoints of this kind hold no image generator")
         self.G = self.module("build_generator", "G")
@@ -103,11 +109,12 @@ class Generator(Model):
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
-def read_images(path, image_size, channels):
+def read_images(path, image_size, channels, fit=None):
     """Images for a model that takes (channels, image_size, image_size): a folder of image files
     (searched recursively, in sorted order; unreadable ones skipped with a warning), one image
     file, or an .npz in the layout `export` writes (`images` uint8 (N, H, W, C) or (N, H, W)).
-    Colour is converted (grey <-> RGB) and the size resized to fit. Returns uint8 (N, C, H, W),
+    A script's own `fit` (cyclegan pads 28x28 digits to 32, as it trains) runs first; then
+    colour is converted (grey <-> RGB) and the size resized to fit. Returns uint8 (N, C, H, W),
     the file names to write results under, and the .npz's `labels` (or None)."""
     from PIL import UnidentifiedImageError
     path, labels = Path(path), None
@@ -140,12 +147,12 @@ def read_images(path, image_size, channels):
                 print(f"warning: skipping unreadable image {file} ({type(exc).__name__})", file=sys.stderr)
                 continue
             tensor = torch.from_numpy(array.copy()).reshape(array.shape[0], array.shape[1], -1).permute(2, 0, 1)
-            images.append(_fit(tensor[None], image_size, channels)[0])
+            images.append(_fit((fit or (lambda t: t))(tensor[None]), image_size, channels)[0])
             names.append(str(file.relative_to(path).with_suffix(".png")) if path.is_dir() else file.stem + ".png")
         if not images:
             utils.die(f"no readable images in {path}")
         images = torch.stack(images)
-    return _fit(images, image_size, channels), names, labels
+    return _fit(fit(images) if fit and path.suffix == ".npz" else images, image_size, channels), names, labels
 
 
 def _fit(images, image_size, channels):
@@ -321,8 +328,41 @@ def reconstruct(ckpt, images=None, n=32, out=None, device="auto"):
     return str(path)
 
 
+@utils.one_line_errors
+def translate(ckpt, input=None, direction="a2b", out=None, cycle=False, batch_size=100, device="auto"):
+    """For a translation model (cyclegan): translate every image of --input (a folder, an image
+    file, or an .npz in export's layout) in --direction and write one PNG per image, under the
+    same name, in --out (default <run>/sampler/translate_<direction>/); --cycle also writes the
+    round trip (translated there and back) under --out/cycle/, same names again."""
+    _check_positive(batch_size=batch_size)
+    model = Model(ckpt, device)
+    if not model.can("TRANSLATIONS", "build_translator"):
+        utils.die(f"translate: {model.name}.py checkpoints are not translation models (cyclegan's are)")
+    directions = model.script.TRANSLATIONS
+    if direction not in directions:
+        utils.die(f"--direction must be one of {', '.join(directions)}, got {direction!r}")
+    if input is None:
+        utils.die("translate needs --input DIR|FILE.npz (the images to translate)")
+    x, names, _ = read_images(input, model.cfg["image_size"], model.cfg["channels"],
+                              fit=getattr(model.script, "fit_images", None) and
+                              (lambda images: model.script.fit_images(model.cfg, images)))
+    folder = model.out_path(out, f"translate_{direction}", folder=True)
+    there = model.module("build_translator", directions[direction])
+    back = model.module("build_translator", next(v for k, v in directions.items() if k != direction)) if cycle else None
+    for start in range(0, len(x), batch_size):
+        with torch.no_grad():
+            translated = there(model.to_model_range(x[start:start + batch_size]))
+            outputs = [(folder, translated)] + ([(folder / "cycle", back(translated))] if cycle else [])
+        for where, images in outputs:
+            for name, image in zip(names[start:start + batch_size], utils.to_uint8(images.float(), model.value_range)):
+                (where / name).parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(where / name)
+    return f"{len(x)} images {direction} -> {folder}" + (f" (round trips in {folder / 'cycle'})" if cycle else "")
+
+
 COMMANDS = {"sample": sample, "interpolate": interpolate, "gif": gif, "export": export, "traverse": traverse,
-            "encode": encode, "reconstruct": reconstruct}
+            "encode": encode, "reconstruct": reconstruct,
+            "translate": translate}
 
 if __name__ == "__main__":
     argv = sys.argv[1:]

@@ -263,8 +263,14 @@ def build_models(cfg: dict, device: torch.device, *builders) -> list[torch.nn.Mo
     device, which allocates nothing, so that a model too large to train (an absurd --z-dim, say)
     is refused in one line instead of exhausting the machine: training holds each parameter
     about four times (the weight, its gradient, Adam's two moments)."""
-    with torch.device("meta"):
-        n_params = sum(p.numel() for build in builders for p in build(cfg).parameters())
+    try:
+        with torch.device("meta"):
+            n_params = sum(p.numel() for build in builders for p in build(cfg).parameters())
+    except RuntimeError as exc:
+        if "overflow" not in str(exc):
+            raise
+        die("the models are too large to even size (a tensor of more than 2^63 bytes): make them smaller "
+            "(e.g. --z-dim, widths)")
     needed, free = 16 * n_params, free_memory(device)
     if needed > free:
         die(f"the models have {n_params / 1e6:,.0f}M parameters and need about {needed / 2**30:,.1f} GiB to train, "
@@ -601,8 +607,11 @@ def load_image_folder(path, image_size: int, channels: int = 3):
     try:
         if allow is None:
             return SkipUnreadable(datasets.ImageFolder(root, transform=transform))
-        return SkipUnreadable(datasets.ImageFolder(
-            root, transform=transform, is_valid_file=lambda f: Path(f).parent.name in allow
-            and datasets.folder.has_file_allowed_extension(f, datasets.folder.IMG_EXTENSIONS)))
+        flat = datasets.ImageFolder(  # sibling folders of `path` are classes with no valid files: allowed
+            root, transform=transform, allow_empty=True, is_valid_file=lambda f: Path(f).parent.name in allow
+            and datasets.folder.has_file_allowed_extension(f, datasets.folder.IMG_EXTENSIONS))
+        if not flat.samples:
+            die(f"no images found under {path}")
+        return SkipUnreadable(flat)
     except (FileNotFoundError, RuntimeError) as exc:
         die(f"no images found under {path} ({str(exc).splitlines()[0][:100]})")

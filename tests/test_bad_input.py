@@ -1,6 +1,6 @@
 """A user's bad input ends in one line naming the cause and a non-zero exit, never a traceback.
 
-By class, for every training script (dcgan, gan_mlp on MNIST, gan_maxout, wgan_gp, infogan, bigan) and the sampler:
+By class, for every training script (dcgan, gan_mlp on MNIST, gan_maxout, wgan_gp, infogan, bigan, cyclegan) and the sampler:
 paths (an --out or --data-root of the wrong kind), damaged data (truncated or garbage IDX and
 .gz files, a broken image among good ones), resources (a model too large to train, running out
 of memory) and the sampler's commands and outputs.
@@ -14,6 +14,7 @@ import time
 import pytest
 
 import bigan
+import cyclegan
 import dcgan
 import gan_maxout
 import gan_mlp
@@ -33,6 +34,8 @@ SCRIPTS = {  # main, and the flags that make a tiny run of it on the fixture's 3
     "infogan": (infogan.main, ["--train-range", "train:0:320", "--eval-range", "test:0:64"]),
     "bigan": (bigan.main, ["--train-range", "train:0:320", "--eval-range", "test:0:64", "--hidden", "32",
                            "--sample-size", "16"]),
+    "cyclegan": (cyclegan.main, ["--train-range", "train:0:320", "--eval-range", "test:0:64", "--ngf", "4",
+                                 "--ndf", "4", "--n-blocks", "1", "--classifier-steps", "2"]),
 }
 ALL_SCRIPTS = pytest.mark.parametrize("script", sorted(SCRIPTS))
 
@@ -170,11 +173,18 @@ def test_broken_image_with_worker_processes(tmp_path, folder_with_broken_image):
 @ALL_SCRIPTS
 def test_absurd_z_dim_is_refused_before_allocating(script, tmp_path, mnist_root):
     began = time.perf_counter()
-    size_flag = "--noise-dim" if script == "infogan" else "--z-dim"
-    message = fails_in_one_line(script, "--data-root", str(mnist_root), "--out", str(tmp_path / "x"),
-                                size_flag, "2000000000")
+    size_flag, size = {"infogan": ("--noise-dim", "2000000000"), "cyclegan": ("--ngf", "100000")}.get(
+        script, ("--z-dim", "2000000000"))
+    message = fails_in_one_line(script, "--data-root", str(mnist_root), "--out", str(tmp_path / "x"), size_flag, size)
     assert time.perf_counter() - began < 20  # sized on the meta device, nothing allocated
     assert "parameters" in message and "GiB" in message and "make them smaller" in message
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_model_too_large_to_size_is_refused_in_one_line(tmp_path, mnist_root):
+    message = fails_in_one_line("cyclegan", "--data-root", str(mnist_root), "--out", str(tmp_path / "x"),
+                                "--ngf", "2000000000")
+    assert "too large" in message and "make them smaller" in message
     assert not (tmp_path / "x").exists()
 
 

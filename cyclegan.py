@@ -1,0 +1,540 @@
+"""CycleGAN: Zhu, Park, Isola & Efros 2017, "Unpaired Image-to-Image Translation using
+Cycle-Consistent Adversarial Networks" (arXiv:1703.10593), as the authors' PyTorch code trains it
+(junyanz/pytorch-CycleGAN-and-pix2pix: networks.py's ResnetGenerator and NLayerDiscriminator,
+cycle_gan_model.py, util/image_pool.py), scaled to 32x32 images by default.
+
+Two domains, A and B, and no pairs between them. Two generators translate, G: A -> B and
+F: B -> A, and two discriminators judge, D_A real A images against F's, D_B real B images
+against G's. Fooling a discriminator alone would let G map every a to any b; the cycle losses
+ask that a translation can be undone, F(G(a)) = a and G(F(b)) = b, so what an image shows
+(here: which digit) survives the trip and only its style (here: its colours) changes.
+
+  D_A, D_B   least squares: (D(real) - 1)^2 + D(fake)^2, halved; fakes drawn from a pool of
+             the last 50 generated images, so D does not chase G's latest step only
+  G, F       (D_B(G(a)) - 1)^2 + (D_A(F(b)) - 1)^2
+             + lambda (|F(G(a)) - a| + |G(F(b)) - b|)                 cycle, lambda = 10
+             + 0.5 lambda (|G(b) - b| + |F(a) - a|)                   identity (--identity 0: off)
+
+Data: domain A is grey MNIST digits, domain B colour MNIST made from *other* digits (the second
+half of the training range, each image given random foreground and background colours, fixed by
+--seed), padded from 28 to 32 pixels, so no image is in both domains. --dataset fashion-mnist
+the same way; --folder-a DIR --folder-b DIR for any two folders of images.
+
+Run:
+  python cyclegan.py --batch-size 1 --epochs 200             # the paper's schedule (slow on a CPU)
+  python cyclegan.py --train-range test:0:8000 --eval-range test:8000:10000 --ngf 32 --n-blocks 3 \\
+      --batch-size 16 --epochs 4 --decay-epochs 2            # a CPU-sized run on MNIST's test file
+  python cyclegan.py --folder-a horses/ --folder-b zebras/ --image-size 128
+  python cyclegan.py --eval --ckpt runs/cyclegan/<name>/checkpoints/last.pt
+  python sampler.py translate --ckpt PATH --input DIR|FILE.npz --direction a2b --out translated/ --cycle
+
+Writes, under runs/cyclegan/<dataset>-<time>/ (or --out):
+  samples/epoch_001.png ...  rows: held-out a | G(a) | F(G(a)) | b | F(b) | G(F(b)), after every epoch
+  progress.gif               the epoch grids as one animation
+  losses.csv, losses.png     D_A, D_B, the generators' GAN, cycle and identity losses, lr, images/s
+  checkpoints/last.pt        after every epoch and on Ctrl-C (with both image pools); epoch_XXX.pt every --save-every
+and prints, on held-out images, the cycle errors each way and (for digits) how often a digit
+classifier still reads the same digit after translation.
+"""
+import math
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import utils
+
+SCRIPT = "cyclegan"
+VALUE_RANGE = (-1.0, 1.0)  # tanh outputs; data in [-1, 1]
+LOSS_COLUMNS = ["d_a", "d_b", "g_gan", "cycle", "identity"]  # what train_step returns
+STATUS = "D_A {d_a:.3f} D_B {d_b:.3f} GAN {g_gan:.3f} cycle {cycle:.3f} idt {identity:.3f} lr {lr:.2e}"
+TRANSLATIONS = {"a2b": "G", "b2a": "F"}  # the sampler's translate: direction -> network in the checkpoint
+
+
+# --------------------------------------------------------------------------- hyper-parameters
+def build_parser():
+    p = utils.ArgumentParser(description="CycleGAN (Zhu et al. 2017): unpaired translation, grey <-> colour "
+                                         "MNIST or two folders of images.")
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"],
+                      help="digits (or garments): A grey, B coloured; ignored with --folder-a/--folder-b")
+    data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
+    data.add_argument("--train-range", type=utils.data_range, default="train:0:60000",
+                      help="training images: the first half becomes domain A, the second half domain B")
+    data.add_argument("--eval-range", type=utils.data_range, default="test:0:10000",
+                      help="held-out images, split in halves the same way: the grids and the scores")
+    data.add_argument("--folder-a", default=None, help="a folder of domain-A images (with --folder-b)")
+    data.add_argument("--folder-b", default=None, help="a folder of domain-B images (with --folder-a)")
+    data.add_argument("--image-size", type=utils.positive_int, default=None,
+                      help="images are resized to this; default 32 for digits, 256 (the paper's) for folders")
+    data.add_argument("--workers", type=int, default=4, help="DataLoader worker processes for folders")
+
+    model = p.add_argument_group("model (networks.py)")
+    model.add_argument("--ngf", type=utils.positive_int, default=64, help="filters of G's and F's first layer")
+    model.add_argument("--ndf", type=utils.positive_int, default=64, help="filters of the discriminators' first layer")
+    model.add_argument("--n-blocks", type=utils.positive_int, default=None,
+                       help="residual blocks in G and F (the paper: 6 up to 128x128, 9 at 256x256)")
+    model.add_argument("--d-layers", type=utils.positive_int, default=2,
+                       help="stride-2 layers of the PatchGAN: 3 = the paper's 70x70 patches (for 256x256), "
+                            "2 = 34x34 patches (the default at 32x32), 1 = 16x16")
+
+    optim = p.add_argument_group("optimisation (cycle_gan_model.py)")
+    optim.add_argument("--epochs", type=utils.positive_int, default=200, help="passes over the training pairs")
+    optim.add_argument("--decay-epochs", type=utils.positive_int, default=100,
+                       help="the learning rate decays linearly to 0 over the last N epochs (constant before)")
+    optim.add_argument("--batch-size", type=utils.positive_int, default=1, help="image pairs per step (the paper: 1)")
+    optim.add_argument("--lr", type=utils.positive_float, default=2e-4, help="Adam learning rate")
+    optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
+    optim.add_argument("--cycle-weight", type=float, default=10.0, help="lambda of each cycle loss")
+    optim.add_argument("--identity", type=float, default=0.5,
+                       help="identity loss weight as a fraction of --cycle-weight (0 turns it off)")
+    optim.add_argument("--pool-size", type=int, default=50, help="generated images kept for the discriminators (0: none)")
+    optim.add_argument("--steps", type=utils.positive_int, default=None,
+                       help="stop after this many optimizer steps in total (for smoke tests and benchmarks)")
+
+    utils.add_run_flags(p, SCRIPT, save_every=20, compile_help="torch.compile the four networks")
+    evaluation = p.add_argument_group("evaluation")
+    evaluation.add_argument("--eval", action="store_true",
+                            help="print the cycle errors and digit accuracies of --ckpt on --eval-range, and exit")
+    evaluation.add_argument("--ckpt", default=None, help="checkpoint to evaluate with --eval")
+    evaluation.add_argument("--classifier-steps", type=utils.positive_int, default=600,
+                            help="batches of 128 the digit classifier that judges translations trains for")
+    return p
+
+
+# flags that may change when a run is resumed or evaluated; everything else must match the checkpoint
+RESUMABLE = {"epochs", "steps", "device", "amp", "compile", "data_root", "save_every", "log_every", "workers",
+             "folder_a", "folder_b", "eval_range", "eval", "ckpt", "classifier_steps"}
+
+
+# --------------------------------------------------------------------------- models
+def init_weights(module):
+    """The authors' 'normal' initialisation: conv weights from N(0, 0.02), biases 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def conv_norm_relu(conv):
+    return [conv, nn.InstanceNorm2d(conv.out_channels), nn.ReLU(True)]
+
+
+class ResidualBlock(nn.Module):
+    """R256: x + (reflect-pad, 3x3 conv, IN, ReLU, reflect-pad, 3x3 conv, IN)(x)."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1), *conv_norm_relu(nn.Conv2d(channels, channels, 3)),
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels),
+        )
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class ResnetGenerator(nn.Module):
+    """The paper's c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-3 (tanh), instance norm
+    throughout, with ngf = 64."""
+
+    def __init__(self, channels, ngf, n_blocks):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.ReflectionPad2d(3), *conv_norm_relu(nn.Conv2d(channels, ngf, 7)),                       # c7s1-64
+            *conv_norm_relu(nn.Conv2d(ngf, 2 * ngf, 3, stride=2, padding=1)),                           # d128
+            *conv_norm_relu(nn.Conv2d(2 * ngf, 4 * ngf, 3, stride=2, padding=1)),                       # d256
+            *[ResidualBlock(4 * ngf) for _ in range(n_blocks)],                                         # R256
+            *conv_norm_relu(nn.ConvTranspose2d(4 * ngf, 2 * ngf, 3, stride=2, padding=1, output_padding=1)),  # u128
+            *conv_norm_relu(nn.ConvTranspose2d(2 * ngf, ngf, 3, stride=2, padding=1, output_padding=1)),      # u64
+            nn.ReflectionPad2d(3), nn.Conv2d(ngf, channels, 7), nn.Tanh(),                              # c7s1-3
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN: 4x4 convs C64 (no norm) - C128 - C256 - C512, LReLU 0.2, instance norm, the last
+    of them stride 1, then a 4x4 conv to one logit per patch. With n_layers = 3 each logit sees a
+    70x70 patch (the paper's); at 32x32, n_layers = 2 sees 34x34 and 1 sees 16x16."""
+
+    def __init__(self, channels, ndf, n_layers):
+        super().__init__()
+        layers = [nn.Conv2d(channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        width = ndf
+        for i in range(1, n_layers + 1):
+            out = ndf * min(2 ** i, 8)
+            layers += [nn.Conv2d(width, out, 4, stride=2 if i < n_layers else 1, padding=1),
+                       nn.InstanceNorm2d(out), nn.LeakyReLU(0.2, True)]
+            width = out
+        layers.append(nn.Conv2d(width, 1, 4, stride=1, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def build_translator(cfg):
+    """G or F for a run's config (both have one shape); the sampler's translate rebuilds them here."""
+    return ResnetGenerator(cfg["channels"], cfg["ngf"], cfg["n_blocks"]).apply(init_weights)
+
+
+def build_discriminator(cfg):
+    return PatchDiscriminator(cfg["channels"], cfg["ndf"], cfg["d_layers"]).apply(init_weights)
+
+
+class ImagePool:
+    """The last `size` generated images (util/image_pool.py). Until it is full, images pass through
+    and are kept; after that, each image is, with probability 1/2, swapped for a random kept one
+    (which D sees instead), else passed through. Its draws have their own seeded generator, and
+    state_dict() holds the images and that generator, so a resumed run draws what the
+    uninterrupted one would have."""
+
+    def __init__(self, size, seed):
+        self.size, self.images = size, []
+        self.rng = torch.Generator().manual_seed(seed)
+
+    def query(self, images):
+        if self.size == 0:
+            return images
+        out = []
+        for image in images.detach().float().split(1):  # one decision per image, as the authors' pool
+            if len(self.images) < self.size:
+                self.images.append(image)
+                out.append(image)
+            elif torch.rand((), generator=self.rng) < 0.5:  # a CPU draw: no device sync
+                i = int(torch.randint(self.size, (), generator=self.rng))
+                out.append(self.images[i])
+                self.images[i] = image
+            else:
+                out.append(image)
+        return torch.cat(out)
+
+    def state_dict(self):
+        return {"images": torch.cat(self.images) if self.images else torch.empty(0), "rng": self.rng.get_state()}
+
+    def load_state_dict(self, state, device):
+        self.images = list(state["images"].to(device).split(1)) if len(state["images"]) else []
+        self.rng.set_state(state["rng"])
+
+
+# --------------------------------------------------------------------------- data
+def pad_to_32(digits):
+    """uint8 (N, 1, 28, 28) -> (N, 1, 32, 32), two pixels of background on every side."""
+    return F.pad(digits, (2, 2, 2, 2))
+
+
+def colourize(digits, generator):
+    """Grey digits uint8 (N, 1, H, W) -> uint8 (N, 3, H, W) with a random foreground and background
+    colour per image: one dark, one light (every channel of the light one is the brighter), in
+    either role, so the domain has light-on-dark and dark-on-light digits of every hue."""
+    n = len(digits)
+    dark = torch.rand(n, 3, 1, 1, generator=generator) * 0.5
+    light = 0.5 + torch.rand(n, 3, 1, 1, generator=generator) * 0.5
+    light_digit = torch.rand(n, 1, 1, 1, generator=generator) < 0.5
+    fg, bg = torch.where(light_digit, light, dark), torch.where(light_digit, dark, light)
+    ink = digits.float() / 255
+    return (fg.to(digits.device) * ink + bg.to(digits.device) * (1 - ink)).mul(255).round().to(torch.uint8)
+
+
+def load_domains(cfg, which, device):
+    """Domains A and B of a digit data range: (images A uint8 (N, 1, 32, 32), labels A,
+    images B uint8 (M, 3, 32, 32), labels B), A from the range's first half, B from its second,
+    coloured with colours fixed by the seed (other colours for the held-out range)."""
+    images, labels = utils.load_mnist_range(cfg, which, device)
+    half = len(images) // 2
+    generator = torch.Generator().manual_seed(cfg["seed"] * 2 + (which == "eval_range"))
+    b = colourize(pad_to_32(images[half:]), generator)
+    return pad_to_32(images[:half]), labels[:half], b, labels[half:]
+
+
+def as_model_input(images):
+    """uint8 images (grey ones as three equal channels) -> floats in [-1, 1]."""
+    return images.float().div(127.5).sub(1).expand(-1, 3, -1, -1)
+
+
+def epoch_batches(domains, cfg, epoch, start_batch, device):
+    """One epoch of (a, b) batches in [-1, 1], from start_batch on: each domain in its own random
+    order, fixed by (seed, epoch), as many batches as the smaller domain gives. Digits are tensors
+    on the device; folders stream through DataLoaders."""
+    bs = cfg["batch_size"]
+    n_batches = min(len(d) for d in domains) // bs
+    streams = []
+    for k, data in enumerate(domains):
+        seed = cfg["seed"] * 100_003 + epoch + k * 7_919  # A and B: independent orders, hence no pairs
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[start_batch * bs: n_batches * bs]
+        if isinstance(data, torch.Tensor):
+            streams.append(as_model_input(data[idx]) for idx in order.to(device).split(bs))
+        else:
+            loader = torch.utils.data.DataLoader(data, batch_size=bs, sampler=order.tolist(), num_workers=cfg["workers"],
+                                                 pin_memory=device.type == "cuda")
+            streams.append(images.to(device, non_blocking=True) for images, _ in loader)
+    yield from zip(*streams)
+
+
+# --------------------------------------------------------------------------- training step
+def learning_rate(cfg, epoch_progress):
+    """--lr for the first epochs, then linearly down to 0 over the last --decay-epochs
+    (per step here; the authors' code steps it once an epoch)."""
+    constant = cfg["epochs"] - cfg["decay_epochs"]
+    return cfg["lr"] * min(1.0, max(0.0, 1 - (epoch_progress - constant) / cfg["decay_epochs"]))
+
+
+def lsgan(logits, target):
+    return (logits.float() - target).pow(2).mean()
+
+
+def train_step(nets, opt_g, opt_d, real_a, real_b, pools, cfg):
+    """One update of G and F together, then one of D_A and D_B together.
+    Returns detached [D_A loss, D_B loss, GAN loss, cycle loss, identity loss]."""
+    G, F_, D_A, D_B = nets
+    autocast = torch.autocast(real_a.device.type, dtype=torch.bfloat16, enabled=cfg["amp"])
+    D_A.requires_grad_(False), D_B.requires_grad_(False)  # G and F's step needs gradients through D only
+    with autocast:
+        fake_b, fake_a = G(real_a), F_(real_b)
+        gan = lsgan(D_B(fake_b), 1.0) + lsgan(D_A(fake_a), 1.0)
+        cycle = (F_(fake_b).float() - real_a).abs().mean() + (G(fake_a).float() - real_b).abs().mean()
+        g_loss = gan + cfg["cycle_weight"] * cycle
+        identity = torch.zeros((), device=real_a.device)
+        if cfg["identity"] > 0:  # G should leave a B image alone, F an A image: keeps colours honest
+            identity = (G(real_b).float() - real_b).abs().mean() + (F_(real_a).float() - real_a).abs().mean()
+            g_loss = g_loss + cfg["identity"] * cfg["cycle_weight"] * identity
+    g_loss.backward()
+    opt_g.step()
+    opt_g.zero_grad(set_to_none=True)
+    D_A.requires_grad_(True), D_B.requires_grad_(True)
+
+    with autocast:
+        d_a = 0.5 * (lsgan(D_A(real_a), 1.0) + lsgan(D_A(pools[0].query(fake_a)), 0.0))
+        d_b = 0.5 * (lsgan(D_B(real_b), 1.0) + lsgan(D_B(pools[1].query(fake_b)), 0.0))
+    (d_a + d_b).backward()
+    opt_d.step()
+    opt_d.zero_grad(set_to_none=True)
+    return torch.stack([d_a, d_b, gan, cycle, identity]).detach().float()
+
+
+@torch.no_grad()
+def save_grid(G, F_, fixed_a, fixed_b, path):
+    """Rows a | G(a) | F(G(a)) | b | F(b) | G(F(b)) (instance norm: no train/eval difference)."""
+    fake_b, fake_a = G(fixed_a), F_(fixed_b)
+    rows = [fixed_a, fake_b, F_(fake_b), fixed_b, fake_a, G(fake_a)]
+    utils.save_grid(torch.cat([r.float() for r in rows]), path, nrow=len(fixed_a), value_range=VALUE_RANGE)
+
+
+# --------------------------------------------------------------------------- evaluation
+class DigitClassifier(nn.Module):
+    """A small CNN that reads a grey 32x32 digit (or garment) in [0, 1], of either polarity."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 16, 5, stride=2, padding=2), nn.ReLU(True),    # 16x16
+            nn.Conv2d(16, 32, 5, stride=2, padding=2), nn.ReLU(True),   # 8x8
+            nn.Flatten(), nn.Linear(32 * 8 * 8, 10),
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def stretch(grey):
+    """Each image's values stretched to fill [0, 1]: a digit drawn in two close colours keeps its shape."""
+    lo, hi = grey.amin((1, 2, 3), keepdim=True), grey.amax((1, 2, 3), keepdim=True)
+    return (grey - lo) / (hi - lo).clamp_min(1e-3)
+
+
+def greyscale(images):
+    """RGB in [-1, 1] -> luma (ITU-R 601), contrast-stretched to [0, 1], (N, 1, H, W)."""
+    rgb = (images.float() + 1) / 2
+    return stretch((rgb * torch.tensor([0.299, 0.587, 0.114], device=images.device)[:, None, None]).sum(1, keepdim=True))
+
+
+def train_classifier(images, labels, steps=600, batch_size=128, seed=0):
+    """The judge of digit identity, trained for `steps` batches (seconds on a CPU) on grey training
+    digits (uint8 (N, 1, 32, 32)), each inverted with probability 1/2 (a coloured digit's
+    greyscale may be dark on light)."""
+    generator = torch.Generator().manual_seed(seed)
+    epochs = max(1, round(steps * batch_size / len(images)))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        classifier = DigitClassifier().to(images.device)
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=2e-3)
+    with torch.enable_grad():
+        for _ in range(epochs):
+            for idx in torch.randperm(len(images), generator=generator).to(images.device).split(batch_size):
+                x = stretch(images[idx].float() / 255)
+                invert = (torch.rand(len(idx), 1, 1, 1, generator=generator) < 0.5).to(x.device)
+                loss = F.cross_entropy(classifier(torch.where(invert, 1 - x, x)), labels[idx].long())
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+    return classifier.eval()
+
+
+@torch.no_grad()
+def evaluate(G, F_, held_out, classifier=None, batch_size=250):
+    """On held-out images: the mean absolute cycle error each way (pixels in [0, 1]) and, given a
+    classifier and labels, how often it reads the input's digit in G(a) and F(b), beside its
+    accuracy on the real grey digits and on the greyscale of the real coloured ones."""
+    a, labels_a, b, labels_b = held_out
+    sums = dict.fromkeys(["cycle_a", "cycle_b"] + (["acc_g", "acc_f", "acc_real_a", "acc_real_b"] if classifier else []), 0.0)
+    G.eval(), F_.eval()
+    for x, y, there_net, back_net, part, kept in ((a, labels_a, G, F_, "a", "acc_g"), (b, labels_b, F_, G, "b", "acc_f")):
+        for idx in torch.arange(len(x), device=x.device).split(batch_size):
+            real = as_model_input(x[idx])
+            there = there_net(real)
+            sums[f"cycle_{part}"] += ((back_net(there).float() - real).abs().mean((1, 2, 3)) / 2).sum().item()
+            if classifier is not None:
+                read = lambda images: (classifier(greyscale(images)).argmax(1) == y[idx]).sum().item()
+                sums[kept] += read(there)
+                sums[f"acc_real_{part}"] += read(real)
+    G.train(), F_.train()
+    size = {"a": len(a), "b": len(b), "g": len(a), "f": len(b)}
+    return {k: v / size[k[-1]] for k, v in sums.items()}
+
+
+def describe(cfg, scores, step, seconds):
+    where = (f"{cfg['dataset']} {':'.join(map(str, cfg['eval_range']))} (halves: A grey, B coloured)"
+             if not cfg["folder_a"] else "the first images of each folder")
+    text = (f"held-out scores after {step} steps on {where} [{seconds:.0f} s]: cycle error (mean |x - x'|, pixels "
+            f"in [0, 1]) A->B->A {scores['cycle_a']:.4f}, B->A->B {scores['cycle_b']:.4f}")
+    if "acc_g" in scores:
+        text += (f"\n  digit kept (classifier trained on grey training digits): G(a) {100 * scores['acc_g']:.2f}%, "
+                 f"F(b) {100 * scores['acc_f']:.2f}%; the classifier on real a {100 * scores['acc_real_a']:.2f}%, "
+                 f"on real b (greyscale) {100 * scores['acc_real_b']:.2f}%")
+    return text
+
+
+def score(G, F_, cfg, train, held_out):
+    """evaluate() with a digit classifier trained on domain A's training digits (digits only)."""
+    classifier = train_classifier(train[0], train[1], cfg["classifier_steps"]) if not cfg["folder_a"] else None
+    return evaluate(G, F_, held_out, classifier)
+
+
+def eval_command(argv):
+    """python cyclegan.py --eval --ckpt PATH: print the held-out scores."""
+    cfg, ckpt, device = utils.eval_config(build_parser, argv, SCRIPT, RESUMABLE, "--eval")
+    G, F_ = build_translator(cfg).to(device), build_translator(cfg).to(device)
+    G.load_state_dict(ckpt["models"]["G"]), F_.load_state_dict(ckpt["models"]["F"])
+    began = time.perf_counter()
+    train, held_out = load_eval_data(cfg, device)
+    scores = score(G, F_, cfg, train, held_out)
+    print(describe(cfg, scores, ckpt["step"], time.perf_counter() - began))
+    return scores
+
+
+def fit_images(cfg, images):
+    """The sampler's translate: 28x28 digits are padded to 32 as in training (else it resizes)."""
+    return pad_to_32(images) if images.shape[-1] == 28 and cfg["image_size"] == 32 and not cfg["folder_a"] else images
+
+
+# --------------------------------------------------------------------------- main
+def load_eval_data(cfg, device):
+    """(A's training images and labels, held-out (a, labels, b, labels)): digits from their
+    ranges; for folders, the first 500 images of each folder, unlabelled."""
+    if not cfg["folder_a"]:
+        a, labels_a, _, _ = load_domains(cfg, "train_range", device)
+        return (a, labels_a), load_domains(cfg, "eval_range", device)
+    first = lambda folder: torch.stack([folder[i][0] for i in range(min(500, len(folder)))])
+    to_uint8 = lambda x: x.add(1).mul(127.5).round().to(torch.uint8).to(device)
+    a, b = (to_uint8(first(utils.load_image_folder(cfg[k], cfg["image_size"], 3))) for k in ("folder_a", "folder_b"))
+    return None, (a, None, b, None)
+
+
+def load_training_data(cfg, device):
+    """The two training domains: uint8 tensors on the device (digits) or image folders."""
+    if cfg["folder_a"]:
+        return [utils.load_image_folder(cfg[k], cfg["image_size"], 3) for k in ("folder_a", "folder_b")]
+    a, _, b, _ = load_domains(cfg, "train_range", device)
+    return [a, b]
+
+
+def check_flags(cfg):
+    if bool(cfg["folder_a"]) != bool(cfg["folder_b"]):
+        utils.die("--folder-a and --folder-b go together: give both folders, one per domain")
+    if not 0 <= cfg["beta1"] < 1:
+        utils.die(f"--beta1 must be in [0, 1), got {cfg['beta1']}")
+    for name in ("cycle_weight", "identity", "pool_size"):
+        if cfg[name] < 0:
+            utils.die(f"--{name.replace('_', '-')} must be 0 or more, got {cfg[name]}")
+    if cfg["decay_epochs"] > cfg["epochs"]:
+        utils.die(f"--decay-epochs {cfg['decay_epochs']} is more than --epochs {cfg['epochs']}")
+    if cfg["folder_a"] is None and cfg["image_size"] not in (None, 32):
+        utils.die("digits are 32x32 here (28 padded by 2); --image-size is for --folder-a/--folder-b")
+
+
+@utils.one_line_errors
+def main(argv=None):
+    cfg, ckpt = utils.parse_config(build_parser, argv, SCRIPT, RESUMABLE)
+    check_flags(cfg)
+    cfg["image_size"] = cfg["image_size"] or (256 if cfg["folder_a"] else 32)
+    cfg["n_blocks"] = cfg["n_blocks"] or (9 if cfg["image_size"] >= 256 else 6)
+    cfg["channels"] = 3
+    if cfg["eval"]:
+        return eval_command(argv)
+    device = utils.setup_device(cfg)
+    domains = load_training_data(cfg, device)
+    train, held_out = load_eval_data(cfg, device)
+    steps_per_epoch = min(len(d) for d in domains) // cfg["batch_size"]
+    if steps_per_epoch == 0:
+        utils.die(f"--batch-size {cfg['batch_size']} is larger than a domain ({min(len(d) for d in domains)} images)")
+    nets = utils.build_models(cfg, device, build_translator, build_translator, build_discriminator, build_discriminator)
+    G, F_, D_A, D_B = nets
+    run_dir = utils.make_run_dir(SCRIPT, cfg)  # only once flags, data and models are good
+
+    betas = (cfg["beta1"], 0.999)
+    opt_g = torch.optim.Adam([*G.parameters(), *F_.parameters()], lr=cfg["lr"], betas=betas, fused=True)
+    opt_d = torch.optim.Adam([*D_A.parameters(), *D_B.parameters()], lr=cfg["lr"], betas=betas, fused=True)
+    models, optimizers = {"G": G, "F": F_, "D_A": D_A, "D_B": D_B}, {"G": opt_g, "D": opt_d}
+    pools = [ImagePool(cfg["pool_size"], cfg["seed"] * 2 + k) for k in range(2)]
+    fixed_a, fixed_b = (as_model_input(x[:8]) for x in (held_out[0], held_out[2]))  # the grids' images
+    epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
+    if ckpt:
+        utils.restore_training_state(ckpt, models, optimizers)
+        for pool, state in zip(pools, ckpt["pools"]):
+            pool.load_state_dict(state, device)
+        epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
+    compiled = utils.compile_models(cfg["compile"], *nets)
+    total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
+    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, every=cfg["log_every"], images_per_step=2 * cfg["batch_size"],
+                            total_steps=total_steps, step=step, resumed=ckpt is not None, status=STATUS,
+                            extra_columns=["lr"], extra=lambda: {"lr": opt_g.param_groups[0]["lr"]})
+
+    def checkpoint(name):
+        path = run_dir / "checkpoints" / name
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, epoch=epoch, epoch_step=epoch_step,
+                                  step=step, pools=[pool.state_dict() for pool in pools])
+        return path
+
+    source = f"{cfg['folder_a']} <-> {cfg['folder_b']}" if cfg["folder_a"] else \
+        f"{cfg['dataset']} {':'.join(map(str, cfg['train_range']))}: {len(domains[0])} grey / {len(domains[1])} coloured"
+    print(f"cyclegan: {source}, {cfg['image_size']}x{cfg['image_size']} on {device}, "
+          f"{steps_per_epoch} steps/epoch, writing to {run_dir}")
+    with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
+        while step < total_steps:
+            for real_a, real_b in epoch_batches(domains, cfg, epoch, epoch_step, device):
+                for opt in (opt_g, opt_d):  # a python float per step: no host sync
+                    opt.param_groups[0]["lr"] = learning_rate(cfg, step / steps_per_epoch)
+                metrics = train_step(compiled, opt_g, opt_d, real_a, real_b, pools, cfg)
+                step, epoch_step = step + 1, epoch_step + 1
+                log.add(metrics, step, epoch)
+                if step >= total_steps:
+                    break
+            log.flush()
+            save_grid(G, F_, fixed_a, fixed_b, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
+            utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
+            log.plot(["d_a", "d_b", "g_gan", "cycle", "identity"])
+            if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
+                epoch, epoch_step = epoch + 1, 0
+                if epoch % cfg["save_every"] == 0:
+                    checkpoint(f"epoch_{epoch:03d}.pt")
+            checkpoint("last.pt")
+    began = time.perf_counter()
+    print(describe(cfg, score(G, F_, cfg, train, held_out), step, time.perf_counter() - began))
+    print(f"done: {step} steps; samples, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")
+    return run_dir
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""cyclegan.py on synthetic data: the image pool, the colour domains, the networks' shapes, one
+step on digits and on two folders, exact resume (pools included), the scores, the sampler's
+translate, clean errors."""
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import cyclegan
+import sampler
+import utils
+
+TINY = ["--ngf", "4", "--ndf", "4", "--n-blocks", "1", "--batch-size", "4", "--log-every", "1",
+        "--classifier-steps", "5", "--workers", "0"]
+DIGITS = ["--train-range", "train:0:320", "--eval-range", "test:0:64"]
+
+
+def run(tmp_path, mnist_root, *flags, name="run"):
+    out = tmp_path / name
+    cyclegan.main(["--data-root", str(mnist_root), "--out", str(out), *DIGITS, *TINY, *flags])
+    return out
+
+
+def losses(run_dir):
+    with open(run_dir / "losses.csv") as f:
+        return [{k: v for k, v in row.items() if k != "images_per_s"} for row in csv.DictReader(f)]
+
+
+# --------------------------------------------------------------------------- pool, data, networks
+def test_pool_passes_the_first_images_then_mixes_and_resumes_exactly():
+    pool = cyclegan.ImagePool(4, seed=0)
+    first = torch.arange(4.0).view(4, 1, 1, 1)
+    assert torch.equal(pool.query(first), first)  # not full yet: everything passes through, and is kept
+    state = pool.state_dict()
+    outs = [pool.query(torch.full((4, 1, 1, 1), 10.0 + k)) for k in range(6)]
+    values = torch.cat(outs).flatten()
+    old, new = values[values < 10], values[values >= 10]
+    assert len(old) > 0 and len(new) > 0  # a mix of kept images and fresh ones
+    assert all(any(v == 10 + k for k in range(6)) or v in range(4) for v in values.tolist())
+    again = cyclegan.ImagePool(4, seed=123)
+    again.load_state_dict(state, "cpu")  # the images and the draws both come back
+    assert all(torch.equal(again.query(torch.full((4, 1, 1, 1), 10.0 + k)), outs[k]) for k in range(6))
+    assert torch.equal(cyclegan.ImagePool(0, seed=0).query(first), first)
+
+
+def test_colour_domain_is_seeded_and_keeps_the_digit():
+    digits = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (20, 1, 32, 32), dtype=np.uint8))
+    a = cyclegan.colourize(digits, torch.Generator().manual_seed(3))
+    b = cyclegan.colourize(digits, torch.Generator().manual_seed(3))
+    assert a.shape == (20, 3, 32, 32) and a.dtype == torch.uint8 and torch.equal(a, b)
+    assert not torch.equal(a, cyclegan.colourize(digits, torch.Generator().manual_seed(4)))
+    grey = cyclegan.greyscale(a.float() / 127.5 - 1)  # the colours gone, the shape (either polarity) is left
+    ink = digits.float() / 255
+    corr = [abs(np.corrcoef(g.flatten(), i.flatten())[0, 1]) for g, i in zip(grey, ink)]
+    assert min(corr) > 0.95
+
+
+def test_domains_come_from_disjoint_halves(mnist_root):
+    cfg = {"dataset": "mnist", "data_root": str(mnist_root), "seed": 0, "train_range": ("train", 0, 320)}
+    a, labels_a, b, labels_b = cyclegan.load_domains(cfg, "train_range", "cpu")
+    images, labels = utils.load_mnist_range(cfg, "train_range", "cpu")
+    assert a.shape == (160, 1, 32, 32) and b.shape == (160, 3, 32, 32)
+    assert torch.equal(a[:, :, 2:30, 2:30], images[:160]) and torch.equal(labels_b, labels[160:])
+
+
+def test_networks_shapes():
+    cfg = {"channels": 3, "ngf": 8, "ndf": 8, "n_blocks": 2, "d_layers": 2}
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    y = cyclegan.build_translator(cfg)(x)
+    assert y.shape == x.shape and y.abs().max() <= 1
+    assert cyclegan.build_discriminator(cfg)(x).shape == (2, 1, 6, 6)  # one logit per 34x34 patch
+    assert cyclegan.build_discriminator({**cfg, "d_layers": 3})(torch.zeros(1, 3, 256, 256)).shape == (1, 1, 30, 30)
+
+
+def test_learning_rate_is_constant_then_decays_to_zero():
+    cfg = {"lr": 2e-4, "epochs": 200, "decay_epochs": 100}
+    assert cyclegan.learning_rate(cfg, 99.5) == 2e-4
+    assert cyclegan.learning_rate(cfg, 150) == pytest.approx(1e-4) and cyclegan.learning_rate(cfg, 200) == 0
+
+
+# --------------------------------------------------------------------------- training runs
+def test_one_step_on_digits(tmp_path, mnist_root, capsys):
+    out = run(tmp_path, mnist_root, "--steps", "1")
+    assert Image.open(out / "samples" / "epoch_001.png").size == (2 + 8 * 34, 2 + 6 * 34)  # 6 rows of 8
+    (row,) = losses(out)
+    assert row["step"] == "1" and float(row["cycle"]) > 0 and float(row["identity"]) > 0
+    printed = capsys.readouterr().out
+    assert "cycle error" in printed and "G(a)" in printed and "the classifier on real a" in printed
+    ckpt = utils.load_checkpoint(out / "checkpoints" / "last.pt", "cyclegan")
+    assert set(ckpt["models"]) == {"G", "F", "D_A", "D_B"} and len(ckpt["pools"][0]["images"]) == 4
+
+
+def test_one_step_on_two_folders(tmp_path, image_folder, capsys):
+    out = tmp_path / "folders"
+    cyclegan.main(["--folder-a", str(image_folder / "class0"), "--folder-b", str(image_folder / "class1"),
+                   "--image-size", "32", "--out", str(out), *TINY, "--steps", "2"])
+    assert Image.open(out / "samples" / "epoch_001.png").size == (2 + 8 * 34, 2 + 6 * 34)
+    printed = capsys.readouterr().out
+    assert "cycle error" in printed and "G(a)" not in printed  # no labels, no digit scores
+
+
+def test_resume_matches_uninterrupted_run(tmp_path, mnist_root):
+    flags = ["--epochs", "2", "--decay-epochs", "1"]  # 40 steps an epoch; the pools fill at step 1
+    straight = run(tmp_path, mnist_root, *flags, "--steps", "5", name="straight")
+    split = run(tmp_path, mnist_root, *flags, "--steps", "2", name="split")
+    cyclegan.main(["--resume", str(split / "checkpoints" / "last.pt"), "--steps", "5"])
+    assert losses(split) == losses(straight) and len(losses(split)) == 5
+    a, b = (utils.load_checkpoint(r / "checkpoints" / "last.pt") for r in (straight, split))
+    assert all(torch.equal(a["models"]["D_B"][k], b["models"]["D_B"][k]) for k in a["models"]["D_B"])
+    assert all(torch.equal(p["images"], q["images"]) for p, q in zip(a["pools"], b["pools"]))
+
+
+def test_eval_command(tmp_path, mnist_root, capsys):
+    ckpt = run(tmp_path, mnist_root, "--steps", "1") / "checkpoints" / "last.pt"
+    capsys.readouterr()
+    scores = cyclegan.main(["--eval", "--ckpt", str(ckpt), "--eval-range", "test:0:32", "--classifier-steps", "3"])
+    assert set(scores) == {"cycle_a", "cycle_b", "acc_g", "acc_f", "acc_real_a", "acc_real_b"}
+    assert 0 < scores["cycle_a"] < 1 and "test:0:32" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--folder-a", "x"], "--folder-a and --folder-b go together"),
+    (["--decay-epochs", "300"], "--decay-epochs 300 is more than --epochs 200"),
+    (["--image-size", "64"], "digits are 32x32 here"),
+    (["--identity", "-1"], "--identity must be 0 or more"),
+    (["--eval"], "--eval needs --ckpt"),
+])
+def test_bad_flags_exit_with_one_line(tmp_path, mnist_root, flags, message):
+    with pytest.raises(SystemExit) as exc:
+        run(tmp_path, mnist_root, *flags, name="x")
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+    assert not (tmp_path / "x").exists()
+
+
+# --------------------------------------------------------------------------- sampler: translate
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory, mnist_root):
+    out = tmp_path_factory.mktemp("cyclegan") / "run"
+    cyclegan.main(["--data-root", str(mnist_root), "--out", str(out), *DIGITS, *TINY, "--steps", "1"])
+    return str(out / "checkpoints" / "last.pt")
+
+
+def test_translate_a_folder_keeps_names_and_writes_round_trips(ckpt, tmp_path):
+    inputs = tmp_path / "in"
+    (inputs / "sub").mkdir(parents=True)
+    for name in ("one.png", "sub/two.jpg"):
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)).save(inputs / name)
+    message = sampler.translate(ckpt, input=str(inputs), direction="a2b", out=str(tmp_path / "out"), cycle=True)
+    assert "2 images a2b" in message
+    for folder in (tmp_path / "out", tmp_path / "out" / "cycle"):
+        assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*.png") if "cycle" not in p.relative_to(folder).parts) \
+            == ["one.png", "sub/two.png"]
+        assert Image.open(folder / "one.png").size == (32, 32) and Image.open(folder / "one.png").mode == "RGB"
+
+
+def test_translate_an_npz_in_export_layout(ckpt, tmp_path):
+    np.savez(tmp_path / "b.npz", images=np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8))
+    sampler.translate(ckpt, input=str(tmp_path / "b.npz"), direction="b2a", out=str(tmp_path / "o"))
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["000000.png", "000001.png", "000002.png"]
+    assert not (tmp_path / "o" / "cycle").exists()
+
+
+def test_translation_models_refuse_noise_commands_in_one_line(ckpt, tmp_path):
+    with pytest.raises(SystemExit, match="translation models: they draw nothing from noise; use `sampler.py translate"):
+        sampler.sample(ckpt, out=str(tmp_path / "s.png"))
+    with pytest.raises(SystemExit, match="--direction must be one of a2b, b2a"):
+        sampler.translate(ckpt, input=str(tmp_path), direction="sideways")
+    with pytest.raises(SystemExit, match="translate needs --input"):
+        sampler.translate(ckpt)
