@@ -324,8 +324,8 @@ def probe(E, cfg, train, held_out, device):
 
 
 def describe_probe(cfg, results, step, seconds):
-    rng = lambda which: f"{cfg['dataset']} {':'.join(map(str, cfg[which]))}"
-    lines = [f"probes after {step} steps: fitted on {rng('train_range')}, scored on {rng('eval_range')} "
+    span = lambda which: f"{cfg['dataset']} {':'.join(map(str, cfg[which]))}"
+    lines = [f"probes after {step} steps: fitted on {span('train_range')}, scored on {span('eval_range')} "
              f"(features standardized; 'code' = E(x), {cfg['z_dim']}-d; 'hidden' = E's last hidden layer, "
              f"{cfg['hidden']}-d) [{seconds:.0f} s]"]
     for encoder in ("BiGAN E", "random E"):
