@@ -78,6 +78,9 @@ def build_parser():
     model.add_argument("--d-layers", type=utils.positive_int, default=2,
                        help="stride-2 layers of the PatchGAN: 3 = the paper's 70x70 patches (for 256x256), "
                             "2 = 34x34 patches (the default at 32x32), 1 = 16x16")
+    model.add_argument("--norm", default="instance", choices=["instance", "batch", "none"],
+                       help="normalisation in all four networks (the paper: instance; it normalises away each "
+                            "image's per-channel mean and scale, so nets see colours poorly: see the README)")
 
     optim = p.add_argument_group("optimisation (cycle_gan_model.py)")
     optim.add_argument("--epochs", type=utils.positive_int, default=200, help="passes over the training pairs")
@@ -116,18 +119,21 @@ def init_weights(module):
         nn.init.zeros_(module.bias)
 
 
-def conv_norm_relu(conv):
-    return [conv, nn.InstanceNorm2d(conv.out_channels), nn.ReLU(True)]
+NORMS = {"instance": nn.InstanceNorm2d, "batch": nn.BatchNorm2d, "none": lambda channels: nn.Identity()}
+
+
+def conv_norm_relu(conv, norm):
+    return [conv, norm(conv.out_channels), nn.ReLU(True)]
 
 
 class ResidualBlock(nn.Module):
     """R256: x + (reflect-pad, 3x3 conv, IN, ReLU, reflect-pad, 3x3 conv, IN)(x)."""
 
-    def __init__(self, channels):
+    def __init__(self, channels, norm):
         super().__init__()
         self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), *conv_norm_relu(nn.Conv2d(channels, channels, 3)),
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels),
+            nn.ReflectionPad2d(1), *conv_norm_relu(nn.Conv2d(channels, channels, 3), norm),
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), norm(channels),
         )
 
     def forward(self, x):
@@ -135,18 +141,18 @@ class ResidualBlock(nn.Module):
 
 
 class ResnetGenerator(nn.Module):
-    """The paper's c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-3 (tanh), instance norm
-    throughout, with ngf = 64."""
+    """The paper's c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-3 (tanh), with ngf = 64,
+    reflection padding, and instance norm throughout (--norm)."""
 
-    def __init__(self, channels, ngf, n_blocks):
+    def __init__(self, channels, ngf, n_blocks, norm):
         super().__init__()
         self.net = nn.Sequential(
-            nn.ReflectionPad2d(3), *conv_norm_relu(nn.Conv2d(channels, ngf, 7)),                       # c7s1-64
-            *conv_norm_relu(nn.Conv2d(ngf, 2 * ngf, 3, stride=2, padding=1)),                           # d128
-            *conv_norm_relu(nn.Conv2d(2 * ngf, 4 * ngf, 3, stride=2, padding=1)),                       # d256
-            *[ResidualBlock(4 * ngf) for _ in range(n_blocks)],                                         # R256
-            *conv_norm_relu(nn.ConvTranspose2d(4 * ngf, 2 * ngf, 3, stride=2, padding=1, output_padding=1)),  # u128
-            *conv_norm_relu(nn.ConvTranspose2d(2 * ngf, ngf, 3, stride=2, padding=1, output_padding=1)),      # u64
+            nn.ReflectionPad2d(3), *conv_norm_relu(nn.Conv2d(channels, ngf, 7), norm),               # c7s1-64
+            *conv_norm_relu(nn.Conv2d(ngf, 2 * ngf, 3, stride=2, padding=1), norm),                   # d128
+            *conv_norm_relu(nn.Conv2d(2 * ngf, 4 * ngf, 3, stride=2, padding=1), norm),               # d256
+            *[ResidualBlock(4 * ngf, norm) for _ in range(n_blocks)],                                 # R256
+            *conv_norm_relu(nn.ConvTranspose2d(4 * ngf, 2 * ngf, 3, 2, 1, output_padding=1), norm),   # u128
+            *conv_norm_relu(nn.ConvTranspose2d(2 * ngf, ngf, 3, 2, 1, output_padding=1), norm),       # u64
             nn.ReflectionPad2d(3), nn.Conv2d(ngf, channels, 7), nn.Tanh(),                              # c7s1-3
         )
 
@@ -155,18 +161,18 @@ class ResnetGenerator(nn.Module):
 
 
 class PatchDiscriminator(nn.Module):
-    """PatchGAN: 4x4 convs C64 (no norm) - C128 - C256 - C512, LReLU 0.2, instance norm, the last
+    """PatchGAN: 4x4 convs C64 (no norm) - C128 - C256 - C512, LReLU 0.2, instance norm (--norm), the last
     of them stride 1, then a 4x4 conv to one logit per patch. With n_layers = 3 each logit sees a
     70x70 patch (the paper's); at 32x32, n_layers = 2 sees 34x34 and 1 sees 16x16."""
 
-    def __init__(self, channels, ndf, n_layers):
+    def __init__(self, channels, ndf, n_layers, norm):
         super().__init__()
         layers = [nn.Conv2d(channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         width = ndf
         for i in range(1, n_layers + 1):
             out = ndf * min(2 ** i, 8)
             layers += [nn.Conv2d(width, out, 4, stride=2 if i < n_layers else 1, padding=1),
-                       nn.InstanceNorm2d(out), nn.LeakyReLU(0.2, True)]
+                       norm(out), nn.LeakyReLU(0.2, True)]
             width = out
         layers.append(nn.Conv2d(width, 1, 4, stride=1, padding=1))
         self.net = nn.Sequential(*layers)
@@ -177,11 +183,11 @@ class PatchDiscriminator(nn.Module):
 
 def build_translator(cfg):
     """G or F for a run's config (both have one shape); the sampler's translate rebuilds them here."""
-    return ResnetGenerator(cfg["channels"], cfg["ngf"], cfg["n_blocks"]).apply(init_weights)
+    return ResnetGenerator(cfg["channels"], cfg["ngf"], cfg["n_blocks"], NORMS[cfg["norm"]]).apply(init_weights)
 
 
 def build_discriminator(cfg):
-    return PatchDiscriminator(cfg["channels"], cfg["ndf"], cfg["d_layers"]).apply(init_weights)
+    return PatchDiscriminator(cfg["channels"], cfg["ndf"], cfg["d_layers"], NORMS[cfg["norm"]]).apply(init_weights)
 
 
 class ImagePool:
@@ -316,9 +322,11 @@ def train_step(nets, opt_g, opt_d, real_a, real_b, pools, cfg):
 
 @torch.no_grad()
 def save_grid(G, F_, fixed_a, fixed_b, path):
-    """Rows a | G(a) | F(G(a)) | b | F(b) | G(F(b)) (instance norm: no train/eval difference)."""
+    """Rows a | G(a) | F(G(a)) | b | F(b) | G(F(b)), the nets in eval mode (for --norm batch)."""
+    G.eval(), F_.eval()
     fake_b, fake_a = G(fixed_a), F_(fixed_b)
     rows = [fixed_a, fake_b, F_(fake_b), fixed_b, fake_a, G(fake_a)]
+    G.train(), F_.train()
     utils.save_grid(torch.cat([r.float() for r in rows]), path, nrow=len(fixed_a), value_range=VALUE_RANGE)
 
 

@@ -65,13 +65,14 @@ def test_domains_come_from_disjoint_halves(mnist_root):
     assert torch.equal(a[:, :, 2:30, 2:30], images[:160]) and torch.equal(labels_b, labels[160:])
 
 
-def test_networks_shapes():
-    cfg = {"channels": 3, "ngf": 8, "ndf": 8, "n_blocks": 2, "d_layers": 2}
+@pytest.mark.parametrize("norm", ["instance", "batch", "none"])
+def test_networks_shapes(norm):
+    cfg = {"channels": 3, "ngf": 8, "ndf": 8, "n_blocks": 2, "d_layers": 2, "norm": norm}
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     y = cyclegan.build_translator(cfg)(x)
     assert y.shape == x.shape and y.abs().max() <= 1
     assert cyclegan.build_discriminator(cfg)(x).shape == (2, 1, 6, 6)  # one logit per 34x34 patch
-    assert cyclegan.build_discriminator({**cfg, "d_layers": 3})(torch.zeros(1, 3, 256, 256)).shape == (1, 1, 30, 30)
+    assert cyclegan.build_discriminator({**cfg, "d_layers": 3})(torch.zeros(2, 3, 256, 256)).shape == (2, 1, 30, 30)
 
 
 def test_learning_rate_is_constant_then_decays_to_zero():
