@@ -426,7 +426,7 @@ def eval_command(argv):
     G, F_ = build_translator(cfg).to(device), build_translator(cfg).to(device)
     G.load_state_dict(ckpt["models"]["G"]), F_.load_state_dict(ckpt["models"]["F"])
     began = time.perf_counter()
-    train, held_out = load_eval_data(cfg, device)
+    _, train, held_out = load_data(cfg, device)
     scores = score(G, F_, cfg, train, held_out)
     print(describe(cfg, scores, ckpt["step"], time.perf_counter() - began))
     return scores
@@ -438,24 +438,17 @@ def fit_images(cfg, images):
 
 
 # --------------------------------------------------------------------------- main
-def load_eval_data(cfg, device):
-    """(A's training images and labels, held-out (a, labels, b, labels)): digits from their
-    ranges; for folders, the first 500 images of each folder, unlabelled."""
+def load_data(cfg, device):
+    """The two training domains (uint8 tensors on the device for digits, image folders otherwise),
+    domain A's training images and labels (for the judge; None for folders), and the held-out
+    (a, labels, b, labels): digits from --eval-range, for folders their first 500 images, unlabelled."""
     if not cfg["folder_a"]:
-        a, labels_a, _, _ = load_domains(cfg, "train_range", device)
-        return (a, labels_a), load_domains(cfg, "eval_range", device)
+        a, labels_a, b, _ = load_domains(cfg, "train_range", device)
+        return [a, b], (a, labels_a), load_domains(cfg, "eval_range", device)
+    domains = [utils.load_image_folder(cfg[k], cfg["image_size"], 3) for k in ("folder_a", "folder_b")]
     first = lambda folder: torch.stack([folder[i][0] for i in range(min(500, len(folder)))])
-    to_uint8 = lambda x: x.add(1).mul(127.5).round().to(torch.uint8).to(device)
-    a, b = (to_uint8(first(utils.load_image_folder(cfg[k], cfg["image_size"], 3))) for k in ("folder_a", "folder_b"))
-    return None, (a, None, b, None)
-
-
-def load_training_data(cfg, device):
-    """The two training domains: uint8 tensors on the device (digits) or image folders."""
-    if cfg["folder_a"]:
-        return [utils.load_image_folder(cfg[k], cfg["image_size"], 3) for k in ("folder_a", "folder_b")]
-    a, _, b, _ = load_domains(cfg, "train_range", device)
-    return [a, b]
+    a, b = (first(d).add(1).mul(127.5).round().to(torch.uint8).to(device) for d in domains)
+    return domains, None, (a, None, b, None)
 
 
 def check_flags(cfg):
@@ -482,8 +475,7 @@ def main(argv=None):
     if cfg["eval"]:
         return eval_command(argv)
     device = utils.setup_device(cfg)
-    domains = load_training_data(cfg, device)
-    train, held_out = load_eval_data(cfg, device)
+    domains, train, held_out = load_data(cfg, device)
     steps_per_epoch = min(len(d) for d in domains) // cfg["batch_size"]
     if steps_per_epoch == 0:
         utils.die(f"--batch-size {cfg['batch_size']} is larger than a domain ({min(len(d) for d in domains)} images)")
