@@ -16,6 +16,8 @@ A checkpoint trained on a GPU samples on the CPU.
   python sampler.py encode      --ckpt PATH --images DIR|FILE.npz --out feats.npz  # models with an encoder (bigan)
   python sampler.py reconstruct --ckpt PATH --n 32                            # x beside G(E(x))
   python sampler.py translate   --ckpt PATH --input DIR|FILE.npz --direction a2b --out DIR --cycle  # cyclegan
+  python sampler.py score       --ckpt PATH --n 10000              # classifier IS / FID / class coverage (28x28 grey)
+  python sampler.py score       --ckpt runs/dcgan/<name>/checkpoints/   # every checkpoint: scores.csv, scores.png
 
 Capabilities come from the script: one that has sample_codes(cfg, n, ...) (infogan) gets its
 codes stored beside exported images and a fixed category (--cat); one that has
@@ -26,6 +28,7 @@ Others are refused in one line.
 
 Outputs default to <run folder>/sampler/; each command prints where it wrote.
 """
+import csv
 import importlib
 import sys
 from pathlib import Path
@@ -360,9 +363,106 @@ def translate(ckpt, input=None, direction="a2b", out=None, cycle=False, batch_si
     return f"{len(x)} images {direction} -> {folder}" + (f" (round trips in {folder / 'cycle'})" if cycle else "")
 
 
+def _real_statistics(gen, classifier, real, batch_size):
+    """Classifier outputs' statistics of the real images to compare with: --real (a folder or
+    .npz), or by default the checkpoint's own training images (its --train-range, else the
+    whole training file), cached beside the classifier so the next score takes seconds."""
+    cfg = gen.cfg
+    if real is not None:
+        images = read_images(real, 28, 1)[0].float() / 255
+        return _statistics(classifier, images.to(gen.device), batch_size), f"{real} ({len(images)} images)"
+    split, start, stop = cfg.get("train_range") or ("train", 0, None)
+    cache = Path(cfg["data_root"]) / "scores" / f"{cfg['dataset']}_{split}_{start}_{stop}_stats.pt"
+    if cache.exists():
+        stats = utils.load_checkpoint(cache, "score_statistics")
+    else:
+        images = utils.load_mnist_family(cfg["dataset"], cfg["data_root"], train=split == "train")[0][start:stop]
+        stats = _statistics(classifier, images.unsqueeze(1).to(gen.device).float() / 255, batch_size)
+        utils.save_checkpoint(stats, cache, "score_statistics")
+    return stats, f"{cfg['dataset']} {split}[{start}:{stop or ''}] ({stats['n']} images)"
+
+
+def _statistics(classifier, images, batch_size):
+    probs, features = utils.classifier_outputs(classifier, images, batch_size)
+    return {**utils.feature_statistics(features), "histogram": utils.class_histogram(probs),
+            "inception_score": utils.inception_score(probs), "n": len(images)}
+
+
+def _score_one(path, n, batch_size, seed, real, device, quiet=False):
+    gen = Generator(path, device)
+    if (gen.cfg.get("image_size"), gen.cfg.get("channels", 1)) != (28, 1) or gen.cfg.get("dataset") not in utils.MNIST_FAMILY:
+        utils.die(f"score: {path} makes {gen.cfg.get('image_size')}x{gen.cfg.get('image_size')} images of "
+                  f"{gen.cfg.get('dataset')}; the classifier feature space covers the 28x28 grey data sets "
+                  f"(mnist, fashion-mnist) only")
+    classifier, accuracy = utils.score_classifier(gen.cfg["dataset"], gen.cfg["data_root"], gen.device)
+    real_stats, real_name = _real_statistics(gen, classifier, real, batch_size)
+    lo, hi = gen.value_range
+    samples = ((gen(gen.noise(n, seed), batch_size) - lo) / (hi - lo)).clamp(0, 1).to(gen.device)
+    probs, features = utils.classifier_outputs(classifier, samples, batch_size)
+    histogram = utils.class_histogram(probs)
+    eps = 1e-6  # a class the samples never hit costs log(1/eps), not infinity
+    kl = float((histogram * ((histogram + eps) / (real_stats["histogram"] + eps)).log()).sum())
+    scores = {"step": gen.state.get("step"), "classifier_is": utils.inception_score(probs),
+              "classifier_fid": utils.frechet_distance(utils.feature_statistics(features), real_stats),
+              "classes_covered": int((histogram >= 0.01).sum()), "class_kl": kl,
+              "real_is": real_stats["inception_score"], "classifier_accuracy": accuracy}
+    if not quiet:
+        print(f"features: the {gen.cfg['dataset']} score classifier's (a CNN trained by this repository; held-out "
+              f"accuracy {100 * accuracy:.2f}%), 128-d penultimate layer for FID")
+        print(f"{path} (step {scores['step']}): {n} samples vs {real_name}\n"
+              f"  classifier IS {scores['classifier_is']:.3f} (real images: {scores['real_is']:.3f}), "
+              f"classifier FID {scores['classifier_fid']:.3f}, classes covered {scores['classes_covered']}/10 "
+              f"(>= 1% of samples), KL(sample classes || real classes) {kl:.4f}\n"
+              f"  sample classes: {' '.join(f'{k}:{v:.3f}' for k, v in enumerate(histogram.tolist()))}")
+    return scores
+
+
+@utils.one_line_errors
+def score(ckpt, n=10000, batch_size=500, seed=0, real=None, out=None, device="auto"):
+    """Measure a generator in a digit/garment classifier's feature space (28x28 grey data sets):
+    classifier Inception Score, classifier FID against the real training images (or --real, a
+    folder or .npz), the class histogram of n samples, how many classes they cover, and its KL
+    to the real one. The classifier is trained by the repository on first use and cached under
+    the data root, with the real images' statistics. Given a folder of checkpoints, scores each
+    and writes scores.csv and scores.png (the metrics against the training step) to --out
+    (default: the run folder)."""
+    _check_positive(n=n, batch_size=batch_size)
+    if not Path(ckpt).is_dir():
+        _score_one(ckpt, n, batch_size, seed, real, device)
+        return None
+    paths = sorted(Path(ckpt).glob("*.pt"))
+    if not paths:
+        utils.die(f"score: no checkpoints (*.pt) in {ckpt}")
+    rows = sorted((_score_one(str(p), n, batch_size, seed, real, device, quiet=True) | {"checkpoint": p.name}
+                   for p in paths), key=lambda r: (r["step"], r["checkpoint"]))
+    folder = Path(out) if out else Path(ckpt).resolve().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        utils.die(f"cannot write to {folder} ({exc.strerror or exc}); choose another --out")
+    columns = ["checkpoint", "step", "classifier_is", "classifier_fid", "classes_covered", "class_kl"]
+    with open(folder / "scores.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        writer.writerows([[r[c] if isinstance(r[c], (str, int)) else f"{r[c]:.6g}" for c in columns] for r in rows])
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, key in zip(axes, ("classifier_fid", "classifier_is")):
+        ax.plot([r["step"] for r in rows], [r[key] for r in rows], marker="o")
+        ax.set_xlabel("step"), ax.set_title(key.replace("_", " ")), ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(folder / "scores.png", dpi=100)
+    plt.close(fig)
+    best = min(rows, key=lambda r: r["classifier_fid"])
+    return (f"{len(rows)} checkpoints scored -> {folder / 'scores.csv'}, {folder / 'scores.png'}; lowest classifier FID "
+            f"{best['classifier_fid']:.3f} at {best['checkpoint']} (step {best['step']})")
+
+
 COMMANDS = {"sample": sample, "interpolate": interpolate, "gif": gif, "export": export, "traverse": traverse,
             "encode": encode, "reconstruct": reconstruct,
-            "translate": translate}
+            "translate": translate, "score": score}
 
 if __name__ == "__main__":
     argv = sys.argv[1:]

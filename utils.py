@@ -615,3 +615,100 @@ def load_image_folder(path, image_size: int, channels: int = 3):
         return SkipUnreadable(flat)
     except (FileNotFoundError, RuntimeError) as exc:
         die(f"no images found under {path} ({str(exc).splitlines()[0][:100]})")
+
+
+# --------------------------------------------------------------------------- scores
+class ScoreClassifier(torch.nn.Module):
+    """The judge of 28x28 grey samples (MNIST, Fashion-MNIST): 3x3 conv 32, ReLU, max-pool ->
+    3x3 conv 64, ReLU, max-pool -> FC 128, ReLU (the features FID is computed in) -> FC 10."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(True),
+        )
+        self.head = nn.Linear(128, 10)
+
+    def forward(self, x):
+        """x in [0, 1], (N, 1, 28, 28) -> (class logits, 128-d features)."""
+        features = self.features(x)
+        return self.head(features), features
+
+
+def score_classifier(dataset: str, data_root, device, epochs: int = 3, seed: int = 0):
+    """The data set's ScoreClassifier, trained the first time it is asked for (on the first 5/6
+    of the training file, its held-out accuracy measured on the last 1/6) and cached as
+    <data_root>/scores/<dataset>_classifier.pt. Returns (classifier in eval mode, accuracy)."""
+    path = Path(data_root) / "scores" / f"{dataset}_classifier.pt"
+    images, labels = load_mnist_family(dataset, data_root, train=True)
+    classifier = ScoreClassifier()
+    if path.exists():
+        state = load_checkpoint(path, "score_classifier")
+        if state["n_images"] == len(images):
+            classifier.load_state_dict(state["weights"])
+            return classifier.to(device).eval(), state["accuracy"]
+    cut = len(images) * 5 // 6
+    x = images.unsqueeze(1).to(device)
+    y = labels.to(device)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        classifier = ScoreClassifier().to(device)
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=2e-3)
+    print(f"training the {dataset} score classifier on {cut} training images (once; cached as {path})", file=sys.stderr)
+    with torch.enable_grad():
+        for _ in range(epochs):
+            for idx in torch.randperm(cut, generator=generator).to(device).split(128):
+                loss = torch.nn.functional.cross_entropy(classifier(x[idx].float() / 255)[0], y[idx].long())
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+    classifier.eval()
+    with torch.no_grad():
+        predicted = torch.cat([classifier(chunk.float() / 255)[0].argmax(1) for chunk in x[cut:].split(1000)])
+    accuracy = (predicted == y[cut:]).float().mean().item()
+    save_checkpoint({"weights": classifier.state_dict(), "accuracy": accuracy, "n_images": len(images)},
+                    path, "score_classifier")
+    return classifier, accuracy
+
+
+@torch.no_grad()
+def classifier_outputs(classifier, images, batch_size: int = 500):
+    """(class probabilities, features) of images in [0, 1], (N, 1, 28, 28), as float64 on the CPU."""
+    probs, features = [], []
+    for chunk in images.split(batch_size):
+        logits, feats = classifier(chunk.float())
+        probs.append(torch.softmax(logits.double(), 1).cpu())
+        features.append(feats.double().cpu())
+    return torch.cat(probs), torch.cat(features)
+
+
+def feature_statistics(features: torch.Tensor) -> dict:
+    """Mean and covariance of features (N, D): what a Frechet distance compares."""
+    return {"mu": features.mean(0), "sigma": torch.cov(features.T)}
+
+
+def frechet_distance(a: dict, b: dict) -> float:
+    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), the FID formula (scipy's sqrtm)."""
+    from scipy import linalg
+    covmean = linalg.sqrtm(a["sigma"].numpy() @ b["sigma"].numpy())
+    if not np.isfinite(covmean).all():  # singular product: nudge both diagonals, as pytorch-fid does
+        offset = np.eye(len(covmean)) * 1e-6
+        covmean = linalg.sqrtm((a["sigma"].numpy() + offset) @ (b["sigma"].numpy() + offset))
+    diff = (a["mu"] - b["mu"]).numpy()
+    return float(diff @ diff + np.trace(a["sigma"].numpy()) + np.trace(b["sigma"].numpy()) - 2 * np.trace(covmean.real))
+
+
+def inception_score(probs: torch.Tensor) -> float:
+    """exp(E_x KL(p(y|x) || p(y))): high when each sample is one class and the classes are many."""
+    marginal = probs.mean(0, keepdim=True)
+    kl = (probs * (probs.clamp_min(1e-12).log() - marginal.clamp_min(1e-12).log())).sum(1)
+    return float(kl.mean().exp())
+
+
+def class_histogram(probs: torch.Tensor, n_classes: int = 10) -> torch.Tensor:
+    """The fraction of images the classifier puts in each class (by its top guess)."""
+    return torch.bincount(probs.argmax(1), minlength=n_classes).double() / len(probs)

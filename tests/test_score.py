@@ -1,0 +1,118 @@
+"""sampler.py score: the metrics on cases with known answers, the classifier on learnable
+synthetic digits (high IS on real held-out images, IS 1 and a large FID for a constant
+generator), and a folder of checkpoints giving one CSV row per checkpoint."""
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+import dcgan
+import sampler
+import utils
+from conftest import write_idx
+
+
+def class_digits(n, seed):
+    """28x28 images whose class decides where a bright blob sits: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    yy, xx = np.mgrid[0:28, 0:28]
+    images = np.zeros((n, 28, 28), np.float32)
+    for i, k in enumerate(labels):
+        cy, cx = 6 + 16 * (k // 5), 4 + 5 * (k % 5)
+        images[i] = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 8) + 0.1 * rng.random((28, 28))
+    return (np.clip(images, 0, 1) * 255).astype(np.uint8), labels.astype(np.uint8)
+
+
+def data_root(root, n_train, n_test):
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        images, labels = class_digits(n, seed=len(split))
+        write_idx(raw / f"{split}-images-idx3-ubyte", images)
+        write_idx(raw / f"{split}-labels-idx1-ubyte", labels)
+    return root
+
+
+@pytest.fixture(scope="module")
+def learnable_root(tmp_path_factory):
+    return data_root(tmp_path_factory.mktemp("learnable"), 2400, 200)
+
+
+# --------------------------------------------------------------------------- known answers
+def test_inception_score_known_answers():
+    assert utils.inception_score(torch.eye(10).repeat(3, 1).double()) == pytest.approx(10)  # sure, all classes
+    assert utils.inception_score(torch.eye(10)[[3] * 30].double()) == pytest.approx(1)     # sure, one class
+    assert utils.inception_score(torch.full((30, 10), 0.1).double()) == pytest.approx(1)   # unsure
+
+
+def test_frechet_distance_known_answers():
+    a = {"mu": torch.zeros(3, dtype=torch.float64), "sigma": torch.diag(torch.tensor([1.0, 4.0, 9.0])).double()}
+    assert utils.frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+    shifted = {"mu": torch.tensor([1.0, 2.0, 0.0]).double(), "sigma": a["sigma"]}
+    assert utils.frechet_distance(a, shifted) == pytest.approx(5)  # ||mu_a - mu_b||^2
+    other = {"mu": a["mu"], "sigma": torch.diag(torch.tensor([4.0, 1.0, 9.0])).double()}
+    assert utils.frechet_distance(a, other) == pytest.approx((1 - 2) ** 2 + (2 - 1) ** 2)  # sum (sqrt a - sqrt b)^2
+
+
+def test_class_histogram():
+    probs = torch.eye(10)[[0, 0, 1, 9]].double()
+    assert utils.class_histogram(probs).tolist() == [0.5, 0.25] + [0.0] * 7 + [0.25]
+
+
+# --------------------------------------------------------------------------- the classifier space
+def test_classifier_is_trained_once_and_reads_real_digits(learnable_root, capsys):
+    classifier, accuracy = utils.score_classifier("mnist", learnable_root, "cpu")
+    assert accuracy > 0.9 and "training the mnist score classifier" in capsys.readouterr().err
+    assert (learnable_root / "scores" / "mnist_classifier.pt").exists()
+    again, same = utils.score_classifier("mnist", learnable_root, "cpu")
+    assert same == accuracy and capsys.readouterr().err == ""  # cached: not trained again
+    held_out = utils.load_mnist_family("mnist", learnable_root, train=False)[0].unsqueeze(1).float() / 255
+    probs, features = utils.classifier_outputs(classifier, held_out)
+    assert utils.inception_score(probs) > 5 and features.shape == (200, 128)
+    constant = held_out[:1].expand(200, -1, -1, -1)
+    probs_c, features_c = utils.classifier_outputs(classifier, constant)
+    assert utils.inception_score(probs_c) == pytest.approx(1, abs=1e-6)
+    train = utils.load_mnist_family("mnist", learnable_root, train=True)[0].unsqueeze(1).float() / 255
+    real = utils.feature_statistics(utils.classifier_outputs(classifier, train)[1])
+    near = utils.frechet_distance(utils.feature_statistics(features), real)
+    far = utils.frechet_distance(utils.feature_statistics(features_c + 1e-3 * torch.randn_like(features_c)), real)
+    assert far > 10 * near
+
+
+@pytest.fixture(scope="module")
+def dcgan_run(tmp_path_factory):
+    root = data_root(tmp_path_factory.mktemp("small"), 300, 50)
+    out = tmp_path_factory.mktemp("score") / "dcgan"
+    dcgan.main(["--data-root", str(root), "--out", str(out), "--epochs", "2", "--batch-size", "100",
+                "--save-every", "1", "--sample-size", "4"])
+    return out
+
+
+def test_score_one_checkpoint(dcgan_run, capsys):
+    sampler.score(str(dcgan_run / "checkpoints" / "last.pt"), n=300, device="cpu")
+    printed = capsys.readouterr().out
+    assert "score classifier" in printed and "classifier IS" in printed and "classifier FID" in printed
+    assert "classes covered" in printed and "300 samples vs mnist train[0:] (300 images)" in printed
+    scores = sampler._score_one(str(dcgan_run / "checkpoints" / "last.pt"), 300, 100, 0, None, "cpu", quiet=True)
+    assert 1 <= scores["classifier_is"] <= 10 and scores["classifier_fid"] > 0 and 0 <= scores["classes_covered"] <= 10
+
+
+def test_score_a_folder_of_checkpoints(dcgan_run, tmp_path):
+    message = sampler.score(str(dcgan_run / "checkpoints"), n=200, out=str(tmp_path), device="cpu")
+    with open(tmp_path / "scores.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["checkpoint"] for r in rows] == ["epoch_001.pt", "epoch_002.pt", "last.pt"]
+    assert [int(r["step"]) for r in rows] == [3, 6, 6] and (tmp_path / "scores.png").exists()
+    assert "lowest classifier FID" in message
+
+
+def test_score_refuses_what_it_cannot_measure(tmp_path, image_folder):
+    dcgan.main(["--dataset", "folder", "--image-folder", str(image_folder), "--image-size", "16", "--out",
+                str(tmp_path / "rgb"), "--steps", "1", "--batch-size", "8", "--workers", "0", "--sample-size", "4"])
+    with pytest.raises(SystemExit, match="the classifier feature space covers the 28x28 grey data sets"):
+        sampler.score(str(tmp_path / "rgb" / "checkpoints" / "last.pt"), n=10)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="no checkpoints"):
+        sampler.score(str(tmp_path / "empty"))
