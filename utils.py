@@ -23,6 +23,8 @@ Each helper is small and stands alone, so a script reads fine without opening th
     TrainingLog                     metrics summed on the device; losses.csv, losses.png, progress bar
     save_on_interrupt(log, save)    Ctrl-C: write the last checkpoint, then exit with one line
     load_mnist_family / load_mnist_range / load_cifar10 / load_image_folder   datasets, offline errors
+    ScoreClassifier / score_classifier   the 28x28 data sets' judge for sampler.py score (trained once, cached)
+    classifier_outputs / feature_statistics / frechet_distance / inception_score / class_histogram   the metrics
 """
 from __future__ import annotations
 
