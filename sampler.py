@@ -59,7 +59,6 @@ class Model:
         # a script whose output range depends on the run says so in the config; else one range for all
         self.value_range = tuple(self.cfg.get("value_range") or self.script.VALUE_RANGE)
         self.run_dir = Path(ckpt).resolve().parent.parent
-        self.ckpt = ckpt
 
     def can(self, *attributes):
         return all(hasattr(self.script, a) for a in attributes)
@@ -112,7 +111,7 @@ class Generator(Model):
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
-def read_images(path, image_size, channels, fit=None):
+def read_images(path, image_size, channels, fit=None, flag="--images"):
     """Images for a model that takes (channels, image_size, image_size): a folder of image files
     (searched recursively, in sorted order; unreadable ones skipped with a warning), one image
     file, or an .npz in the layout `export` writes (`images` uint8 (N, H, W, C) or (N, H, W)).
@@ -122,7 +121,7 @@ def read_images(path, image_size, channels, fit=None):
     from PIL import UnidentifiedImageError
     path, labels = Path(path), None
     if not path.exists():
-        utils.die(f"--images {path} does not exist")
+        utils.die(f"{flag} {path} does not exist")
     if path.suffix == ".npz":
         try:
             with np.load(path) as npz:
@@ -346,7 +345,7 @@ def translate(ckpt, input=None, direction="a2b", out=None, cycle=False, batch_si
         utils.die(f"--direction must be one of {', '.join(directions)}, got {direction!r}")
     if input is None:
         utils.die("translate needs --input DIR|FILE.npz (the images to translate)")
-    x, names, _ = read_images(input, model.cfg["image_size"], model.cfg["channels"],
+    x, names, _ = read_images(input, model.cfg["image_size"], model.cfg["channels"], flag="--input",
                               fit=getattr(model.script, "fit_images", None) and
                               (lambda images: model.script.fit_images(model.cfg, images)))
     folder = model.out_path(out, f"translate_{direction}", folder=True)
@@ -369,7 +368,7 @@ def _real_statistics(gen, classifier, real, batch_size):
     whole training file), cached beside the classifier so the next score takes seconds."""
     cfg = gen.cfg
     if real is not None:
-        images = read_images(real, 28, 1)[0].float() / 255
+        images = read_images(real, 28, 1, flag="--real")[0].float() / 255
         return _statistics(classifier, images.to(gen.device), batch_size), f"{real} ({len(images)} images)"
     split, start, stop = cfg.get("train_range") or ("train", 0, None)
     cache = Path(cfg["data_root"]) / "scores" / f"{cfg['dataset']}_{split}_{start}_{stop}_stats.pt"

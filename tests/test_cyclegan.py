@@ -170,3 +170,5 @@ def test_translation_models_refuse_noise_commands_in_one_line(ckpt, tmp_path):
         sampler.translate(ckpt, input=str(tmp_path), direction="sideways")
     with pytest.raises(SystemExit, match="translate needs --input"):
         sampler.translate(ckpt)
+    with pytest.raises(SystemExit, match="--input .*nowhere does not exist"):
+        sampler.translate(ckpt, input=str(tmp_path / "nowhere"))
