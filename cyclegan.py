@@ -437,6 +437,26 @@ def fit_images(cfg, images):
     return pad_to_32(images) if images.shape[-1] == 28 and cfg["image_size"] == 32 and not cfg["folder_a"] else images
 
 
+def as_digits(cfg, images):
+    """The sampler's score: uint8 32x32 images of either domain -> 28x28 grey digits in [0, 1],
+    light on dark, as the MNIST score classifier reads them: padding cropped, luma stretched,
+    and an image whose border is lighter than its mean inverted."""
+    grey = greyscale(as_model_input(images[..., 2:-2, 2:-2]))
+    border = torch.cat([grey[..., 0, :], grey[..., -1, :], grey[..., 1:-1, 0], grey[..., 1:-1, -1]], -1)
+    return torch.where((border.mean((1, 2)) > grey.mean((1, 2, 3)))[:, None, None, None], 1 - grey, grey)
+
+
+def score_sets(cfg, n, device):
+    """The sampler's score: for each direction, (up to n held-out images to translate, the
+    training images of the domain it translates into, that domain's held-out images), uint8.
+    Folders have no held-out part: their first 500 images stand in."""
+    domains, _, (a, _, b, _) = load_data(cfg, device)
+    if cfg["folder_a"]:
+        domains = [torch.stack([d[i][0] for i in range(min(10_000, len(d)))]).add(1).mul(127.5).round()
+                   .to(torch.uint8) for d in domains]
+    return {"a2b": (a[:n], domains[1], b[:n]), "b2a": (b[:n], domains[0], a[:n])}
+
+
 # --------------------------------------------------------------------------- main
 def load_data(cfg, device):
     """The two training domains (uint8 tensors on the device for digits, image folders otherwise),

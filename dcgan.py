@@ -48,6 +48,9 @@ def build_parser():
     data.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "cifar10", "folder"],
                       help="training data; mnist/fashion-mnist/cifar10 are downloaded into --data-root if missing")
     data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
+    data.add_argument("--train-range", type=utils.data_range, default=None,
+                      help="with mnist/fashion-mnist: the images trained on, e.g. test:0:8000 so that test:8000:10000 "
+                           "stays held out for sampler.py score (default: the whole training file)")
     data.add_argument("--image-folder", default=None, help="with --dataset folder: a folder of images (class subfolders optional)")
     data.add_argument("--image-size", type=utils.positive_int, default=None,
                       help="side of the square images: 28 (InfoGAN nets) or a power of two >= 16 (DCGAN nets); "
@@ -218,7 +221,7 @@ def load_data(cfg, device):
     if cfg["dataset"] == "cifar10":
         images = utils.load_cifar10(cfg["data_root"])
     else:
-        images = utils.load_mnist_family(cfg["dataset"], cfg["data_root"])[0].unsqueeze(1)
+        images = utils.load_mnist_range(cfg, "train_range", device)[0]
     images = images.to(device)
     if images.shape[-1] != cfg["image_size"]:  # resize once, up front, never per batch
         images = F.interpolate(images.float(), size=cfg["image_size"], mode="bilinear",
@@ -295,6 +298,8 @@ def check_flags(cfg):
             utils.die(f"--{beta} must be in [0, 1), got {cfg[beta]}")
     if cfg["workers"] < 0:
         utils.die(f"--workers must be 0 or more, got {cfg['workers']}")
+    if cfg["train_range"] and cfg["dataset"] not in utils.MNIST_FAMILY:
+        utils.die(f"--train-range picks images of mnist or fashion-mnist, not of --dataset {cfg['dataset']}")
 
 
 @utils.one_line_errors

@@ -79,6 +79,9 @@ def build_parser():
     data.add_argument("--dataset", default="1d", choices=["1d", "mnist", "fashion-mnist"],
                       help="a 1-D mixture of two Gaussians, or images downloaded into --data-root if missing")
     data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
+    data.add_argument("--train-range", type=utils.data_range, default=None,
+                      help="with mnist/fashion-mnist: the images trained on, e.g. test:0:8000 so that test:8000:10000 "
+                           "stays held out for sampler.py score (default: the whole training file)")
     data.add_argument("--points", type=utils.positive_int, default=20_000,
                       help="with --dataset 1d: training points, drawn from the mixture once at the start")
 
@@ -176,8 +179,10 @@ def sample_mixture(n, generator=None):
 def load_data(cfg, device):
     """All training samples as one tensor on `device`: float points (N, 1), or uint8 images (N, 1, 28, 28)."""
     if cfg["dataset"] == "1d":
+        if cfg["train_range"]:
+            utils.die("--train-range picks images of mnist or fashion-mnist; --dataset 1d draws --points instead")
         return sample_mixture(cfg["points"], torch.Generator().manual_seed(cfg["seed"])).to(device)
-    return utils.load_mnist_family(cfg["dataset"], cfg["data_root"])[0].unsqueeze(1).to(device)
+    return utils.load_mnist_range(cfg, "train_range", device)[0]
 
 
 def epoch_batches(data, cfg, epoch, start_batch, device):

@@ -28,6 +28,7 @@ Others are refused in one line.
 
 Outputs default to <run folder>/sampler/; each command prints where it wrote.
 """
+import argparse
 import csv
 import importlib
 import sys
@@ -362,84 +363,182 @@ def translate(ckpt, input=None, direction="a2b", out=None, cycle=False, batch_si
     return f"{len(x)} images {direction} -> {folder}" + (f" (round trips in {folder / 'cycle'})" if cycle else "")
 
 
-def _real_statistics(gen, classifier, real, batch_size):
-    """Classifier outputs' statistics of the real images to compare with: --real (a folder or
-    .npz), or by default the checkpoint's own training images (its --train-range, else the
-    whole training file), cached beside the classifier so the next score takes seconds."""
-    cfg = gen.cfg
-    if real is not None:
-        images = read_images(real, 28, 1, flag="--real")[0].float() / 255
-        return _statistics(classifier, images.to(gen.device), batch_size), f"{real} ({len(images)} images)"
-    split, start, stop = cfg.get("train_range") or ("train", 0, None)
-    cache = Path(cfg["data_root"]) / "scores" / f"{cfg['dataset']}_{split}_{start}_{stop}_stats.pt"
-    if cache.exists():
-        stats = utils.load_checkpoint(cache, "score_statistics")
+REFERENCE_CAP = 50_000  # real images a folder reference is read up to (the papers' FID uses 50k)
+
+
+def _as_uint8(images, value_range):
+    """Floats in value_range (N, C, H, W) -> uint8, as a PNG of them would hold."""
+    lo, hi = value_range
+    return ((images.float() - lo) / (hi - lo) * 255).round().clamp(0, 255).to(torch.uint8).cpu()
+
+
+def _folder_images(folder, limit=REFERENCE_CAP):
+    """The first `limit` images of a utils.load_image_folder dataset, as uint8 (N, C, H, W)."""
+    return torch.stack([_as_uint8(folder[i][0][None], (-1.0, 1.0))[0] for i in range(min(limit, len(folder)))])
+
+
+def _score_images(model, spec, flag):
+    """Images a score reads, uint8 (N, C, H, W) at the model's size: `spec` a data range of the
+    checkpoint's data set (train|test:START:STOP), a folder, an image file or an .npz; None for
+    the checkpoint's own training images. Returns (images, what they are, cache key or None)."""
+    cfg, size, channels = model.cfg, model.cfg["image_size"], model.cfg.get("channels", 1)
+    if spec is not None and not (isinstance(spec, str) and spec.split(":")[0] in ("train", "test") and ":" in spec):
+        images = read_images(spec, size, channels, flag=flag)[0]
+        return images, f"{spec} ({len(images)} images)", None
+    if spec is None and cfg["dataset"] == "folder":
+        images = _folder_images(utils.load_image_folder(cfg["image_folder"], size, channels))
+        return images, f"{cfg['image_folder']} ({len(images)} images)", None
+    try:
+        split, start, stop = utils.data_range(spec) if spec else cfg.get("train_range") or ("train", 0, None)
+    except argparse.ArgumentTypeError as exc:
+        utils.die(f"{flag}: {exc}")
+    if cfg["dataset"] in utils.MNIST_FAMILY:
+        images = utils.load_mnist_family(cfg["dataset"], cfg["data_root"], train=split == "train")[0].unsqueeze(1)
+    elif cfg["dataset"] == "cifar10":
+        images = utils.load_cifar10(cfg["data_root"], train=split == "train")
     else:
-        images = utils.load_mnist_family(cfg["dataset"], cfg["data_root"], train=split == "train")[0][start:stop]
-        stats = _statistics(classifier, images.unsqueeze(1).to(gen.device).float() / 255, batch_size)
-        utils.save_checkpoint(stats, cache, "score_statistics")
-    return stats, f"{cfg['dataset']} {split}[{start}:{stop or ''}] ({stats['n']} images)"
+        utils.die(f"{flag} {spec}: a data range picks images of mnist, fashion-mnist or cifar10, "
+                  f"not of --dataset {cfg['dataset']}; give a folder or an .npz")
+    if stop is not None and stop > len(images):
+        utils.die(f"{flag} {split}:{start}:{stop} asks for more than the {len(images)} {split} images")
+    images = _fit(images[start:stop], size, channels)
+    return images, f"{cfg['dataset']} {split}[{start}:{stop or ''}] ({len(images)} images)", \
+        f"{cfg['dataset']}_{split}_{start}_{stop}_{size}px"
 
 
-def _statistics(classifier, images, batch_size):
-    probs, features = utils.classifier_outputs(classifier, images, batch_size)
-    return {**utils.feature_statistics(features), "histogram": utils.class_histogram(probs),
-            "inception_score": utils.inception_score(probs), "n": len(images)}
+def _reads_digits(model):
+    """Whether the classifier space applies: 28x28 grey digits/garments, or a script that turns
+    its images into them (cyclegan's as_digits)."""
+    cfg = model.cfg
+    return cfg.get("dataset") in utils.MNIST_FAMILY and not cfg.get("folder_a") and (
+        (cfg.get("image_size"), cfg.get("channels", 1)) == (28, 1) or model.can("as_digits"))
 
 
-def _score_one(path, n, batch_size, seed, real, device, quiet=False):
-    gen = Generator(path, device)
-    if (gen.cfg.get("image_size"), gen.cfg.get("channels", 1)) != (28, 1) or gen.cfg.get("dataset") not in utils.MNIST_FAMILY:
-        utils.die(f"score: {path} makes {gen.cfg.get('image_size')}x{gen.cfg.get('image_size')} images of "
-                  f"{gen.cfg.get('dataset')}; the classifier feature space covers the 28x28 grey data sets "
-                  f"(mnist, fashion-mnist) only")
-    classifier, accuracy = utils.score_classifier(gen.cfg["dataset"], gen.cfg["data_root"], gen.device)
-    real_stats, real_name = _real_statistics(gen, classifier, real, batch_size)
-    lo, hi = gen.value_range
-    samples = ((gen(gen.noise(n, seed), batch_size) - lo) / (hi - lo)).clamp(0, 1).to(gen.device)
-    probs, features = utils.classifier_outputs(classifier, samples, batch_size)
+def _classifier_scores(model, images, real, cache_key, batch_size, weights=None):
+    """The classifier space: classifier IS, FID in its 128-d features, the class histogram, the
+    classes covered and the KL to the real images' histogram. (metrics, text)."""
+    cfg = model.cfg
+    classifier, _ = utils.score_classifier(cfg["dataset"], cfg["data_root"], model.device)
+    digits = ((lambda x: model.script.as_digits(cfg, x.to(model.device))) if model.can("as_digits")
+              else (lambda x: x.to(model.device).float() / 255))
+
+    def statistics(x):
+        probs, features = utils.classifier_outputs(classifier, digits(x), batch_size)
+        return {**utils.feature_statistics(features), "histogram": utils.class_histogram(probs),
+                "inception_score": utils.inception_score(probs)}
+
+    cache = Path(cfg["data_root"]) / "scores" / f"{cache_key}_stats.pt" if cache_key else None
+    if cache and cache.exists():
+        real_stats = utils.load_checkpoint(cache, "score_statistics")
+    else:
+        real_stats = statistics(real)
+        if cache:
+            utils.save_checkpoint(real_stats, cache, "score_statistics")
+    probs, features = utils.classifier_outputs(classifier, digits(images), batch_size)
     histogram = utils.class_histogram(probs)
     eps = 1e-6  # a class the samples never hit costs log(1/eps), not infinity
-    kl = float((histogram * ((histogram + eps) / (real_stats["histogram"] + eps)).log()).sum())
-    scores = {"step": gen.state.get("step"), "classifier_is": utils.inception_score(probs),
-              "classifier_fid": utils.frechet_distance(utils.feature_statistics(features), real_stats),
-              "classes_covered": int((histogram >= 0.01).sum()), "class_kl": kl,
-              "real_is": real_stats["inception_score"], "classifier_accuracy": accuracy}
+    metrics = {"classifier_is": utils.inception_score(probs),
+               "classifier_fid": utils.frechet_distance(utils.feature_statistics(features), real_stats),
+               "classes_covered": int((histogram >= 0.01).sum()),
+               "class_kl": float((histogram * ((histogram + eps) / (real_stats["histogram"] + eps)).log()).sum()),
+               "real_classifier_is": real_stats["inception_score"]}
+    text = (f"classifier IS {metrics['classifier_is']:.3f} (real images: {metrics['real_classifier_is']:.3f}), "
+            f"classifier FID {metrics['classifier_fid']:.3f}, classes covered {metrics['classes_covered']}/10 "
+            f"(>= 1% of images), KL(image classes || real classes) {metrics['class_kl']:.4f}\n"
+            f"  classes: {' '.join(f'{k}:{v:.3f}' for k, v in enumerate(histogram.tolist()))}")
+    return metrics, text
+
+
+def _inception_scores(model, images, real, cache_key, batch_size, weights):
+    """The Inception space, by torch-fidelity: IS, FID and KID (2048-d pool features). (metrics, text)"""
+    cache_root = Path(model.cfg.get("data_root") or "./data") / "scores" / "torch-fidelity"
+    metrics = utils.inception_metrics(images, real, weights, model.device, batch_size, cache_root,
+                                      cache_key and f"{cache_key}_{len(real)}")
+    text = (f"Inception Score {metrics['inception_is']:.3f} +- {metrics['inception_is_std']:.3f}, "
+            f"FID {metrics['inception_fid']:.3f}, KID {metrics['kid']:.5f} +- {metrics['kid_std']:.5f}")
+    return metrics, text
+
+
+def _score_one(path, n=10000, features=None, real=None, images=None, batch_size=500, seed=0,
+               inception_weights=None, device="auto", quiet=False):
+    model = Model(path, device)
+    space = features or ("classifier" if _reads_digits(model) else "inception")
+    if space not in ("classifier", "inception"):
+        utils.die(f"--features must be classifier or inception, got {space!r}")
+    if space == "classifier" and not _reads_digits(model):
+        utils.die(f"score: {path} makes {model.cfg.get('image_size')}x{model.cfg.get('image_size')} images of "
+                  f"{model.cfg.get('dataset')}; the classifier feature space covers the 28x28 grey data sets "
+                  f"(mnist, fashion-mnist) only: use --features inception")
+    weights = utils.inception_weights(inception_weights) if space == "inception" else None
+    sets = []  # (metric-name prefix, what is scored, its images, the real images, what they are, cache key)
+    if model.can("TRANSLATIONS", "score_sets"):
+        if images is not None or real is not None:
+            utils.die(f"score: {model.name}.py is scored on its own held-out images against the other domain's "
+                      f"training images; --images and --real are for generators")
+        for direction, (inputs, target, target_held_out) in model.script.score_sets(model.cfg, n, model.device).items():
+            there = model.module("build_translator", model.script.TRANSLATIONS[direction])
+            inputs = _fit(inputs.cpu(), model.cfg["image_size"], model.cfg["channels"])
+            with torch.no_grad():
+                translated = torch.cat([_as_uint8(there(model.to_model_range(x)), model.value_range)
+                                        for x in inputs.split(batch_size)])
+            reference = f"the other domain's training images ({len(target)})"
+            sets += [(f"{direction}_", f"{direction}: {len(inputs)} held-out images translated", translated,
+                      target, reference, None),
+                     (f"{direction}_real_", f"{direction}: {len(target_held_out)} real held-out images of the other "
+                      f"domain (the reference)", target_held_out.cpu(), target, reference, None)]
+    else:
+        gen = Generator(path, device)
+        what = f"{images}" if images is not None else f"{n} samples"
+        fake = (_score_images(gen, images, "--images")[0] if images is not None
+                else _as_uint8(gen(gen.noise(n, seed), batch_size), gen.value_range))
+        sets.append(("", what, fake, *_score_images(gen, real, "--real")))
+    measure = _classifier_scores if space == "classifier" else _inception_scores
+    scores = {"step": model.state.get("step")}
     if not quiet:
-        print(f"features: the {gen.cfg['dataset']} score classifier's (a CNN trained by this repository; held-out "
-              f"accuracy {100 * accuracy:.2f}%), 128-d penultimate layer for FID")
-        print(f"{path} (step {scores['step']}): {n} samples vs {real_name}\n"
-              f"  classifier IS {scores['classifier_is']:.3f} (real images: {scores['real_is']:.3f}), "
-              f"classifier FID {scores['classifier_fid']:.3f}, classes covered {scores['classes_covered']}/10 "
-              f"(>= 1% of samples), KL(sample classes || real classes) {kl:.4f}\n"
-              f"  sample classes: {' '.join(f'{k}:{v:.3f}' for k, v in enumerate(histogram.tolist()))}")
+        print(f"features: the {model.cfg['dataset']} score classifier's (a CNN trained by this repository; held-out "
+              f"accuracy {100 * utils.score_classifier(model.cfg['dataset'], model.cfg['data_root'], 'cpu')[1]:.2f}%), "
+              f"128-d penultimate layer for FID" if space == "classifier" else
+              f"features: Inception-v3 (torch-fidelity's inception-v3-compat, {weights}): 2048-d pool for FID and "
+              f"KID, its classes for IS")
+    for prefix, what, x, reference, reference_name, cache_key in sets:
+        metrics, text = measure(model, x, reference, cache_key, batch_size, weights)
+        scores |= {prefix + k: v for k, v in metrics.items()}
+        if not quiet:
+            print(f"{path} (step {scores['step']}), {what} vs {reference_name}:\n  {text}")
     return scores
 
 
 @utils.one_line_errors
-def score(ckpt, n=10000, batch_size=500, seed=0, real=None, out=None, device="auto"):
-    """Measure a generator in a digit/garment classifier's feature space (28x28 grey data sets):
-    classifier Inception Score, classifier FID against the real training images (or --real, a
-    folder or .npz), the class histogram of n samples, how many classes they cover, and its KL
-    to the real one. The classifier is trained by the repository on first use and cached under
-    the data root, with the real images' statistics. Given a folder of checkpoints, scores each
-    and writes scores.csv and scores.png (the metrics against the training step) to --out
-    (default: the run folder)."""
+def score(ckpt, n=10000, features=None, real=None, images=None, batch_size=500, seed=0, inception_weights=None,
+          out=None, device="auto"):
+    """Measure a generator (or a translation model) in a feature space, named in the output:
+    --features classifier (default for the 28x28 grey data sets: a digit/garment classifier the
+    repository trains on first use and caches under the data root; classifier IS, FID, class
+    histogram, classes covered, KL to the real histogram) or inception (torch-fidelity: IS, FID,
+    KID; weights fetched on first use or --inception-weights FILE / $INCEPTION_WEIGHTS).
+    n samples are compared with --real (default: the checkpoint's training images; or a data
+    range train|test:START:STOP, a folder, an .npz); --images scores those images in place of
+    samples (e.g. --images test:8000:10000, real held-out images, for a reference). A translation
+    model (cyclegan) scores its held-out images translated each way against the other domain.
+    Given a folder of checkpoints, scores each and writes scores.csv and scores.png (the metrics
+    against the training step) to --out (default: the run folder)."""
     _check_positive(n=n, batch_size=batch_size)
+    options = dict(n=n, features=features, real=real, images=images, batch_size=batch_size, seed=seed,
+                   inception_weights=inception_weights, device=device)
     if not Path(ckpt).is_dir():
-        _score_one(ckpt, n, batch_size, seed, real, device)
+        _score_one(ckpt, **options)
         return None
     paths = sorted(Path(ckpt).glob("*.pt"))
     if not paths:
         utils.die(f"score: no checkpoints (*.pt) in {ckpt}")
-    rows = sorted((_score_one(str(p), n, batch_size, seed, real, device, quiet=True) | {"checkpoint": p.name}
-                   for p in paths), key=lambda r: (r["step"], r["checkpoint"]))
+    rows = sorted(({"checkpoint": p.name} | _score_one(str(p), **options, quiet=True) for p in paths),
+                  key=lambda r: (r["step"], r["checkpoint"]))
     folder = Path(out) if out else Path(ckpt).resolve().parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         utils.die(f"cannot write to {folder} ({exc.strerror or exc}); choose another --out")
-    columns = ["checkpoint", "step", "classifier_is", "classifier_fid", "classes_covered", "class_kl"]
+    columns = list(rows[0])
     with open(folder / "scores.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
@@ -447,16 +546,18 @@ def score(ckpt, n=10000, batch_size=500, seed=0, real=None, out=None, device="au
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for ax, key in zip(axes, ("classifier_fid", "classifier_is")):
+    plotted = [c for c in columns if c.endswith(("_fid", "_is")) and "real_" not in c]
+    fig, axes = plt.subplots(1, len(plotted), figsize=(4.5 * len(plotted), 3.5), squeeze=False)
+    for ax, key in zip(axes[0], plotted):
         ax.plot([r["step"] for r in rows], [r[key] for r in rows], marker="o")
         ax.set_xlabel("step"), ax.set_title(key.replace("_", " ")), ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(folder / "scores.png", dpi=100)
     plt.close(fig)
-    best = min(rows, key=lambda r: r["classifier_fid"])
-    return (f"{len(rows)} checkpoints scored -> {folder / 'scores.csv'}, {folder / 'scores.png'}; lowest classifier FID "
-            f"{best['classifier_fid']:.3f} at {best['checkpoint']} (step {best['step']})")
+    fid = next(c for c in plotted if c.endswith("_fid"))
+    best = min(rows, key=lambda r: r[fid])
+    return (f"{len(rows)} checkpoints scored -> {folder / 'scores.csv'}, {folder / 'scores.png'}; lowest "
+            f"{fid} {best[fid]:.3f} at {best['checkpoint']} (step {best['step']})")
 
 
 COMMANDS = {"sample": sample, "interpolate": interpolate, "gif": gif, "export": export, "traverse": traverse,

@@ -546,9 +546,9 @@ def load_mnist_family(name: str, root, train: bool = True) -> tuple[torch.Tensor
 
 def load_mnist_range(cfg: dict, which: str, device) -> tuple[torch.Tensor, torch.Tensor]:
     """The images (uint8 (N, 1, 28, 28)) and labels of cfg[which], a data_range of cfg["dataset"]."""
-    split, start, stop = cfg[which]
+    split, start, stop = cfg.get(which) or ("train", 0, None)  # unset: the whole training file
     images, labels = load_mnist_family(cfg["dataset"], cfg["data_root"], train=split == "train")
-    if stop > len(images):
+    if stop is not None and stop > len(images):
         die(f"--{which.replace('_', '-')} {split}:{start}:{stop} asks for more than the {len(images)} {split} images")
     return images[start:stop].unsqueeze(1).to(device), labels[start:stop].to(device)
 
@@ -695,8 +695,11 @@ def feature_statistics(features: torch.Tensor) -> dict:
 
 def frechet_distance(a: dict, b: dict) -> float:
     """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), the FID formula (scipy's sqrtm)."""
+    import warnings
     from scipy import linalg
-    covmean = linalg.sqrtm(a["sigma"].numpy() @ b["sigma"].numpy())
+    with warnings.catch_warnings():  # dead ReLU units make the product singular; checked just below
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(a["sigma"].numpy() @ b["sigma"].numpy())
     if not np.isfinite(covmean).all():  # singular product: nudge both diagonals, as pytorch-fid does
         offset = np.eye(len(covmean)) * 1e-6
         covmean = linalg.sqrtm((a["sigma"].numpy() + offset) @ (b["sigma"].numpy() + offset))
@@ -714,3 +717,62 @@ def inception_score(probs: torch.Tensor) -> float:
 def class_histogram(probs: torch.Tensor, n_classes: int = 10) -> torch.Tensor:
     """The fraction of images the classifier puts in each class (by its top guess)."""
     return torch.bincount(probs.argmax(1), minlength=n_classes).double() / len(probs)
+
+
+# The Inception space is torch-fidelity's (it reproduces the TensorFlow FID/IS/KID the papers report).
+INCEPTION_WEIGHTS_ENV = "INCEPTION_WEIGHTS"
+
+
+def inception_weights(path=None) -> str:
+    """The file of torch-fidelity's Inception-v3 weights: `path` (--inception-weights), else
+    $INCEPTION_WEIGHTS, else torch's hub cache, where it is fetched on first use. Offline and
+    missing: one line saying what to download and where to put it."""
+    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+    path = path or os.environ.get(INCEPTION_WEIGHTS_ENV)
+    if path and not Path(path).is_file():
+        die(f"no Inception weights file at {path}; download {URL_INCEPTION_V3} there")
+    if not path:
+        path = Path(torch.hub.get_dir()) / "checkpoints" / URL_INCEPTION_V3.rsplit("/", 1)[1]
+        if not path.exists():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                print(f"fetching the Inception weights (once) to {path}", file=sys.stderr)
+                torch.hub.download_url_to_file(URL_INCEPTION_V3, str(path), progress=False)
+            except Exception as exc:  # offline, a proxy, a full disk: all end the same way
+                die(f"the Inception weights could not be fetched ({str(exc).splitlines()[0][:80] or type(exc).__name__}): "
+                    f"download {URL_INCEPTION_V3} and put it at {path}, or pass --inception-weights FILE "
+                    f"(or set {INCEPTION_WEIGHTS_ENV}=FILE)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        assert isinstance(state, dict) and "fc.weight" in state and "Mixed_7c.branch_pool.conv.weight" in state
+    except Exception:
+        die(f"{path} is not torch-fidelity's Inception weights ({URL_INCEPTION_V3.rsplit('/', 1)[1]})")
+    return str(path)
+
+
+class _Uint8Images(torch.utils.data.Dataset):
+    """What torch-fidelity reads: one uint8 (3, H, W) tensor per item (grey repeated to RGB)."""
+
+    def __init__(self, images):
+        self.images = images.cpu()
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return self.images[index].expand(3, -1, -1)
+
+
+def inception_metrics(fake, real, weights, device, batch_size: int = 500, cache_root=None, cache_name=None) -> dict:
+    """Inception Score of `fake`, FID and KID of `fake` against `real` (uint8 (N, C, H, W) each),
+    by torch-fidelity; the real features are cached under cache_root as cache_name, if named."""
+    import torch_fidelity
+    metrics = torch_fidelity.calculate_metrics(
+        input1=_Uint8Images(fake), input2=_Uint8Images(real), isc=True, fid=True, kid=True,
+        kid_subset_size=min(1000, len(fake), len(real)), isc_splits=min(10, len(fake)),
+        feature_extractor_weights_path=weights, cuda=torch.device(device).type == "cuda", batch_size=batch_size,
+        cache=cache_name is not None, cache_root=str(cache_root) if cache_root else None,
+        input2_cache_name=cache_name, save_cpu_ram=True, verbose=False)
+    return {"inception_is": metrics["inception_score_mean"], "inception_is_std": metrics["inception_score_std"],
+            "inception_fid": metrics["frechet_inception_distance"],
+            "kid": metrics["kernel_inception_distance_mean"], "kid_std": metrics["kernel_inception_distance_std"]}

@@ -62,6 +62,9 @@ def build_parser():
                       help="28x28 grey data train the MNIST nets, 32x32 RGB data the ResNets; "
                            "mnist/fashion-mnist/cifar10 are downloaded into --data-root if missing")
     data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
+    data.add_argument("--train-range", type=utils.data_range, default=None,
+                      help="with mnist/fashion-mnist: the images trained on, e.g. test:0:8000 so that test:8000:10000 "
+                           "stays held out for sampler.py score (default: the whole training file)")
     data.add_argument("--image-folder", default=None, help="with --dataset folder: a folder of images, resized to 32x32")
     data.add_argument("--workers", type=int, default=4, help="DataLoader worker processes for --dataset folder")
 
@@ -257,7 +260,7 @@ def load_data(cfg, device):
         return utils.load_image_folder(cfg["image_folder"], 32, 3)
     if cfg["dataset"] == "cifar10":
         return utils.load_cifar10(cfg["data_root"]).to(device)
-    return utils.load_mnist_family(cfg["dataset"], cfg["data_root"])[0].unsqueeze(1).to(device)
+    return utils.load_mnist_range(cfg, "train_range", device)[0]
 
 
 def epoch_batches(data, cfg, epoch, start_step, device):
@@ -366,6 +369,8 @@ def check_flags(cfg):
         utils.die(f"--gp-lambda must be 0 or more, got {cfg['gp_lambda']}")
     if cfg["workers"] < 0:
         utils.die(f"--workers must be 0 or more, got {cfg['workers']}")
+    if cfg["train_range"] and cfg["dataset"] not in utils.MNIST_FAMILY:
+        utils.die(f"--train-range picks images of mnist or fashion-mnist, not of --dataset {cfg['dataset']}")
 
 
 @utils.one_line_errors

@@ -6,6 +6,7 @@ from urllib.error import URLError
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,3 +68,4 @@ def no_network(monkeypatch):
     import torchvision.datasets.mnist
     monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive", offline)
     monkeypatch.setattr(torchvision.datasets.cifar, "download_and_extract_archive", offline)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)  # the Inception weights

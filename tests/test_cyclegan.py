@@ -172,3 +172,24 @@ def test_translation_models_refuse_noise_commands_in_one_line(ckpt, tmp_path):
         sampler.translate(ckpt)
     with pytest.raises(SystemExit, match="--input .*nowhere does not exist"):
         sampler.translate(ckpt, input=str(tmp_path / "nowhere"))
+
+
+# --------------------------------------------------------------------------- sampler: score
+def test_as_digits_turns_either_polarity_back_into_light_on_dark():
+    digits = torch.zeros(4, 1, 28, 28, dtype=torch.uint8)
+    digits[:, :, 8:20, 12:16] = 255  # a bar: light on dark
+    coloured = cyclegan.colourize(cyclegan.pad_to_32(digits), torch.Generator().manual_seed(0))
+    back = cyclegan.as_digits({}, coloured)
+    assert back.shape == (4, 1, 28, 28)
+    assert torch.allclose(back, digits.float() / 255, atol=0.02)  # dark-on-light ones inverted, colours gone
+
+
+def test_score_translations_against_the_other_domain(ckpt, capsys):
+    scores = sampler._score_one(ckpt, n=16, batch_size=8, device="cpu")
+    printed = capsys.readouterr().out
+    assert "a2b: 16 held-out images translated vs the other domain's training images (160)" in printed
+    for direction in ("a2b", "b2a"):
+        for prefix in (f"{direction}_", f"{direction}_real_"):
+            assert scores[prefix + "classifier_fid"] >= 0 and 1 <= scores[prefix + "classifier_is"] <= 10
+    with pytest.raises(SystemExit, match="--images and --real are for generators"):
+        sampler.score(ckpt, n=4, images="test:0:4")

@@ -25,8 +25,11 @@ def losses(run_dir):
         return [{k: v for k, v in row.items() if k != "images_per_s"} for row in csv.DictReader(f)]
 
 
-def test_one_step_mnist_writes_samples_gif_checkpoint(tmp_path, mnist_root):
+def test_one_step_mnist_writes_samples_gif_checkpoint(tmp_path, mnist_root, capsys):
     out = run(tmp_path, mnist_root, "--steps", "1")
+    assert "dcgan: 320 mnist images" in capsys.readouterr().out
+    run(tmp_path, mnist_root, "--steps", "1", "--train-range", "test:0:48", name="range")
+    assert "dcgan: 48 mnist images" in capsys.readouterr().out
     grid = Image.open(out / "samples" / "epoch_001.png")
     assert grid.size == (2 + 8 * 30, 2 + 2 * 30)  # 16 samples of 28x28, 8 per row, 2 px padding
     assert Image.open(out / "progress.gif").n_frames == 1
@@ -131,6 +134,8 @@ def test_fashion_mnist_from_debian_package_folder(tmp_path, mnist_root, monkeypa
     (["--dataset", "folder"], "needs --image-folder"),
     (["--beta1", "1.5"], "--beta1 must be in [0, 1)"),
     (["--workers", "-1"], "--workers must be 0 or more"),
+    (["--dataset", "cifar10", "--train-range", "test:0:10"], "--train-range picks images of mnist or fashion-mnist"),
+    (["--train-range", "test:0:999"], "asks for more than the 64 test images"),
 ])
 def test_bad_flags_exit_with_one_line(tmp_path, mnist_root, flags, message):
     with pytest.raises(SystemExit) as exc:

@@ -56,8 +56,9 @@ def test_1d_epochs_roll_over_one_picture_each(tmp_path):
     assert [r["step"] for r in losses(out)] == ["8", "16"]  # 256 points / 32 a batch
 
 
-def test_one_step_mnist_grid_and_checkpoint(tmp_path, mnist_root):
-    out = run_mnist(tmp_path, mnist_root, "--steps", "1", "--batchnorm")
+def test_one_step_mnist_grid_and_checkpoint(tmp_path, mnist_root, capsys):
+    out = run_mnist(tmp_path, mnist_root, "--steps", "1", "--batchnorm", "--train-range", "train:100:300")
+    assert "gan_mlp: 200 mnist images" in capsys.readouterr().out  # --train-range keeps the rest held out
     assert Image.open(out / "samples" / "epoch_001.png").size == (2 + 8 * 30, 2 + 2 * 30)
     assert Image.open(out / "progress.gif").n_frames == 1
     assert "modes_covered" not in losses(out)[0]

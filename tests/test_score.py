@@ -1,6 +1,8 @@
 """sampler.py score: the metrics on cases with known answers, the classifier on learnable
 synthetic digits (high IS on real held-out images, IS 1 and a large FID for a constant
-generator), and a folder of checkpoints giving one CSV row per checkpoint."""
+generator), real images scored against themselves (FID 0), a folder of checkpoints giving one
+CSV row per checkpoint, the Inception space's code on random Inception weights (no download),
+and the one-line refusals (offline without weights, foreign weights, impossible requests)."""
 import csv
 
 import numpy as np
@@ -95,7 +97,7 @@ def test_score_one_checkpoint(dcgan_run, capsys):
     printed = capsys.readouterr().out
     assert "score classifier" in printed and "classifier IS" in printed and "classifier FID" in printed
     assert "classes covered" in printed and "300 samples vs mnist train[0:] (300 images)" in printed
-    scores = sampler._score_one(str(dcgan_run / "checkpoints" / "last.pt"), 300, 100, 0, None, "cpu", quiet=True)
+    scores = sampler._score_one(str(dcgan_run / "checkpoints" / "last.pt"), n=300, batch_size=100, device="cpu", quiet=True)
     assert 1 <= scores["classifier_is"] <= 10 and scores["classifier_fid"] > 0 and 0 <= scores["classes_covered"] <= 10
 
 
@@ -105,14 +107,79 @@ def test_score_a_folder_of_checkpoints(dcgan_run, tmp_path):
         rows = list(csv.DictReader(f))
     assert [r["checkpoint"] for r in rows] == ["epoch_001.pt", "epoch_002.pt", "last.pt"]
     assert [int(r["step"]) for r in rows] == [3, 6, 6] and (tmp_path / "scores.png").exists()
-    assert "lowest classifier FID" in message
+    assert "lowest classifier_fid" in message and "real_classifier_is" in rows[0]
 
 
 def test_score_refuses_what_it_cannot_measure(tmp_path, image_folder):
     dcgan.main(["--dataset", "folder", "--image-folder", str(image_folder), "--image-size", "16", "--out",
                 str(tmp_path / "rgb"), "--steps", "1", "--batch-size", "8", "--workers", "0", "--sample-size", "4"])
-    with pytest.raises(SystemExit, match="the classifier feature space covers the 28x28 grey data sets"):
-        sampler.score(str(tmp_path / "rgb" / "checkpoints" / "last.pt"), n=10)
+    rgb = str(tmp_path / "rgb" / "checkpoints" / "last.pt")
+    with pytest.raises(SystemExit, match="covers the 28x28 grey data sets .* use --features inception"):
+        sampler.score(rgb, n=10, features="classifier")
+    with pytest.raises(SystemExit, match="--features must be classifier or inception"):
+        sampler.score(rgb, n=10, features="vgg")
+    with pytest.raises(SystemExit, match="a data range picks images of mnist, fashion-mnist or cifar10"):
+        sampler._score_images(sampler.Generator(rgb, "cpu"), "test:0:10", "--real")
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no checkpoints"):
         sampler.score(str(tmp_path / "empty"))
+
+
+def test_real_images_scored_against_themselves(dcgan_run, capsys):
+    ckpt = str(dcgan_run / "checkpoints" / "last.pt")
+    scores = sampler._score_one(ckpt, images="train:0:300", device="cpu", quiet=True)  # the reference itself
+    assert scores["classifier_fid"] == pytest.approx(0, abs=1e-3) and scores["class_kl"] == pytest.approx(0, abs=1e-9)
+    assert scores["classifier_is"] == pytest.approx(scores["real_classifier_is"])
+    held_out = sampler._score_one(ckpt, images="test:0:50", real="train:0:300", device="cpu", quiet=True)
+    assert held_out["classifier_fid"] > scores["classifier_fid"] + 1e-3
+    with pytest.raises(SystemExit, match="--real test:0:999 asks for more than the 50 test images"):
+        sampler.score(ckpt, n=10, real="test:0:999")
+
+
+# --------------------------------------------------------------------------- the Inception space
+@pytest.fixture(scope="module")
+def random_inception(tmp_path_factory):
+    """torch-fidelity's Inception-v3, randomly initialised (He init keeps activations alive
+    through its depth) and saved as a weights file: the real code path, no download."""
+    from unittest import mock
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+    torch.manual_seed(0)
+    with mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None), \
+            mock.patch.object(fe, "load_state_dict_from_url", lambda *args, **kwargs: None):
+        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"])
+    for module in net.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.kaiming_normal_(module.weight)
+    path = tmp_path_factory.mktemp("inception") / "random_inception.pth"
+    torch.save(net.state_dict(), path)
+    return str(path)
+
+
+def test_inception_space_on_random_weights(dcgan_run, random_inception, tmp_path, capsys):
+    ckpt = str(dcgan_run / "checkpoints" / "last.pt")
+    sampler.export(ckpt, n=12, out=str(tmp_path / "samples.npz"))
+    same = sampler._score_one(ckpt, features="inception", images=str(tmp_path / "samples.npz"),
+                              real=str(tmp_path / "samples.npz"), inception_weights=random_inception, device="cpu")
+    printed = capsys.readouterr().out
+    assert "features: Inception-v3 (torch-fidelity" in printed and "Inception Score" in printed and "KID" in printed
+    assert same["inception_fid"] == pytest.approx(0, abs=1e-3) and same["inception_is"] >= 1 - 1e-6
+    noise = tmp_path / "noise.npz"
+    np.savez(noise, images=np.random.default_rng(0).integers(0, 256, (12, 28, 28), dtype=np.uint8))
+    apart = sampler._score_one(ckpt, features="inception", images=str(noise), real=str(tmp_path / "samples.npz"),
+                               inception_weights=random_inception, device="cpu", quiet=True)
+    assert apart["inception_fid"] > 1 and apart["kid"] > same["kid"]
+
+
+def test_inception_weights_offline_or_foreign_give_one_line(dcgan_run, tmp_path, monkeypatch):
+    ckpt = str(dcgan_run / "checkpoints" / "last.pt")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # an empty hub cache
+    monkeypatch.delenv(utils.INCEPTION_WEIGHTS_ENV, raising=False)
+    with pytest.raises(SystemExit, match=r"could not be fetched .*download https://\S+weights-inception-2015-12-05"
+                                         r"-6726825d.pth and put it at .*--inception-weights FILE"):
+        sampler.score(ckpt, n=10, features="inception")
+    torch.save({"not": torch.zeros(1)}, tmp_path / "foreign.pth")
+    monkeypatch.setenv(utils.INCEPTION_WEIGHTS_ENV, str(tmp_path / "foreign.pth"))
+    with pytest.raises(SystemExit, match="is not torch-fidelity's Inception weights"):
+        sampler.score(ckpt, n=10, features="inception")
+    with pytest.raises(SystemExit, match="no Inception weights file at"):
+        sampler.score(ckpt, n=10, features="inception", inception_weights=str(tmp_path / "missing.pth"))

@@ -99,8 +99,9 @@ def test_resnet_shapes(critic_norm):
 
 
 # --------------------------------------------------------------------------- training runs
-def test_one_step_mnist_writes_outputs(tmp_path, mnist_root):
-    out = run(tmp_path, mnist_root, "--steps", "1")
+def test_one_step_mnist_writes_outputs(tmp_path, mnist_root, capsys):
+    out = run(tmp_path, mnist_root, "--steps", "1", "--train-range", "train:0:200")
+    assert "wgan_gp: 200 mnist images" in capsys.readouterr().out
     assert Image.open(out / "samples" / "epoch_001.png").size == (2 + 10 * 30, 2 + 2 * 30)  # 16 samples, 10 a row
     assert Image.open(out / "progress.gif").n_frames == 1 and (out / "losses.png").exists()
     (row,) = losses(out)
