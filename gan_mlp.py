@@ -179,7 +179,7 @@ def sample_mixture(n, generator=None):
 def load_data(cfg, device):
     """All training samples as one tensor on `device`: float points (N, 1), or uint8 images (N, 1, 28, 28)."""
     if cfg["dataset"] == "1d":
-        if cfg["train_range"]:
+        if cfg.get("train_range"):
             utils.die("--train-range picks images of mnist or fashion-mnist; --dataset 1d draws --points instead")
         return sample_mixture(cfg["points"], torch.Generator().manual_seed(cfg["seed"])).to(device)
     return utils.load_mnist_range(cfg, "train_range", device)[0]
