@@ -86,7 +86,9 @@ def build_parser():
     optim.add_argument("--epochs", type=utils.positive_int, default=200, help="passes over the training pairs")
     optim.add_argument("--decay-epochs", type=utils.positive_int, default=100,
                        help="the learning rate decays linearly to 0 over the last N epochs (constant before)")
-    optim.add_argument("--batch-size", type=utils.positive_int, default=1, help="image pairs per step (the paper: 1)")
+    optim.add_argument("--batch-size", type=utils.positive_int, default=1,
+                       help="image pairs per step (the paper: 1); under torchrun the global batch, split evenly "
+                            "over the processes")
     optim.add_argument("--lr", type=utils.positive_float, default=2e-4, help="Adam learning rate")
     optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     optim.add_argument("--cycle-weight", type=float, default=10.0, help="lambda of each cycle loss")
@@ -96,7 +98,7 @@ def build_parser():
     optim.add_argument("--steps", type=utils.positive_int, default=None,
                        help="stop after this many optimizer steps in total (for smoke tests and benchmarks)")
 
-    utils.add_run_flags(p, SCRIPT, save_every=20, compile_help="torch.compile the four networks")
+    utils.add_run_flags(p, SCRIPT, save_every=20, compile_help="torch.compile the four networks", distributed=True)
     evaluation = p.add_argument_group("evaluation")
     evaluation.add_argument("--eval", action="store_true",
                             help="print the cycle errors and digit accuracies of --ckpt on --eval-range, and exit")
@@ -107,7 +109,7 @@ def build_parser():
 
 
 # flags that may change when a run is resumed or evaluated; everything else must match the checkpoint
-RESUMABLE = {"epochs", "steps", "device", "amp", "compile", "data_root", "save_every", "log_every", "workers",
+RESUMABLE = {"epochs", "steps", "device", "amp", "compile", "data_root", "save_every", "log_every", "workers", "sync_bn",
              "folder_a", "folder_b", "eval_range", "eval", "ckpt", "classifier_steps"}
 
 
@@ -260,20 +262,22 @@ def as_model_input(images):
     return images.float().div(127.5).sub(1).expand(-1, 3, -1, -1)
 
 
-def epoch_batches(domains, cfg, epoch, start_batch, device):
+def epoch_batches(domains, cfg, epoch, start_batch, device, ddp=utils.Distributed()):
     """One epoch of (a, b) batches in [-1, 1], from start_batch on: each domain in its own random
     order, fixed by (seed, epoch), as many batches as the smaller domain gives. Digits are tensors
-    on the device; folders stream through DataLoaders."""
+    on the device; folders stream through DataLoaders. Under torchrun each process yields its
+    share of every batch."""
     bs = cfg["batch_size"]
     n_batches = min(len(d) for d in domains) // bs
     streams = []
     for k, data in enumerate(domains):
         seed = cfg["seed"] * 100_003 + epoch + k * 7_919  # A and B: independent orders, hence no pairs
         order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[start_batch * bs: n_batches * bs]
+        order, share = utils.shard(order, bs, ddp), bs // ddp.world
         if isinstance(data, torch.Tensor):
-            streams.append(as_model_input(data[idx]) for idx in order.to(device).split(bs))
+            streams.append(as_model_input(data[idx]) for idx in order.to(device).split(share))
         else:
-            loader = torch.utils.data.DataLoader(data, batch_size=bs, sampler=order.tolist(), num_workers=cfg["workers"],
+            loader = torch.utils.data.DataLoader(data, batch_size=share, sampler=order.tolist(), num_workers=cfg["workers"],
                                                  pin_memory=device.type == "cuda")
             streams.append(images.to(device, non_blocking=True) for images, _ in loader)
     yield from zip(*streams)
@@ -293,13 +297,15 @@ def lsgan(logits, target):
 
 def train_step(nets, opt_g, opt_d, real_a, real_b, pools, cfg):
     """One update of G and F together, then one of D_A and D_B together.
-    Returns detached [D_A loss, D_B loss, GAN loss, cycle loss, identity loss]."""
+    Returns detached [D_A loss, D_B loss, GAN loss, cycle loss, identity loss]. Under torchrun
+    G and F run three times each before their one backward, whose gradients DDP averages."""
     G, F_, D_A, D_B = nets
     autocast = torch.autocast(real_a.device.type, dtype=torch.bfloat16, enabled=cfg["amp"])
     D_A.requires_grad_(False), D_B.requires_grad_(False)  # G and F's step needs gradients through D only
     with autocast:
         fake_b, fake_a = G(real_a), F_(real_b)
-        gan = lsgan(D_B(fake_b), 1.0) + lsgan(D_A(fake_a), 1.0)
+        # the frozen D's outside DDP: there are no D gradients to average in this step
+        gan = lsgan(utils.unwrap(D_B)(fake_b), 1.0) + lsgan(utils.unwrap(D_A)(fake_a), 1.0)
         cycle = (F_(fake_b).float() - real_a).abs().mean() + (G(fake_a).float() - real_b).abs().mean()
         g_loss = gan + cfg["cycle_weight"] * cycle
         identity = torch.zeros((), device=real_a.device)
@@ -494,65 +500,71 @@ def main(argv=None):
     cfg["channels"] = 3
     if cfg["eval"]:
         return eval_command(argv)
-    device = utils.setup_device(cfg)
+    ddp = utils.setup_distributed(cfg)  # under torchrun: this process's rank; plainly: rank 0 of 1
+    device = utils.setup_device(cfg, ddp)
     domains, train, held_out = load_data(cfg, device)
     steps_per_epoch = min(len(d) for d in domains) // cfg["batch_size"]
     if steps_per_epoch == 0:
         utils.die(f"--batch-size {cfg['batch_size']} is larger than a domain ({min(len(d) for d in domains)} images)")
     nets = utils.build_models(cfg, device, build_translator, build_translator, build_discriminator, build_discriminator)
     G, F_, D_A, D_B = nets
-    run_dir = utils.make_run_dir(SCRIPT, cfg)  # only once flags, data and models are good
+    run_dir = utils.make_run_dir(SCRIPT, cfg, ddp=ddp)  # only once flags, data and models are good
 
     betas = (cfg["beta1"], 0.999)
     opt_g = torch.optim.Adam([*G.parameters(), *F_.parameters()], lr=cfg["lr"], betas=betas, fused=True)
     opt_d = torch.optim.Adam([*D_A.parameters(), *D_B.parameters()], lr=cfg["lr"], betas=betas, fused=True)
     models, optimizers = {"G": G, "F": F_, "D_A": D_A, "D_B": D_B}, {"G": opt_g, "D": opt_d}
-    pools = [ImagePool(cfg["pool_size"], cfg["seed"] * 2 + k) for k in range(2)]
+    # each process pools its own fakes, with draws of its own
+    pools = [ImagePool(cfg["pool_size"], cfg["seed"] * 2 + k + 1_000_003 * ddp.rank) for k in range(2)]
     fixed_a, fixed_b = (as_model_input(x[:8]) for x in (held_out[0], held_out[2]))  # the grids' images
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
     if ckpt:
-        utils.restore_training_state(ckpt, models, optimizers)
-        for pool, state in zip(pools, ckpt["pools"]):
+        mine = utils.restore_training_state(ckpt, models, optimizers, ddp)
+        for pool, state in zip(pools, mine["pools"]):
             pool.load_state_dict(state, device)
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
-    compiled = utils.compile_models(cfg["compile"], *nets)
+    nets_train = utils.distribute(ddp, *utils.compile_models(cfg["compile"], *nets), sync_bn=cfg["sync_bn"])
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
     log = utils.TrainingLog(run_dir, LOSS_COLUMNS, every=cfg["log_every"], images_per_step=2 * cfg["batch_size"],
                             total_steps=total_steps, step=step, resumed=ckpt is not None, status=STATUS,
-                            extra_columns=["lr"], extra=lambda: {"lr": opt_g.param_groups[0]["lr"]})
+                            extra_columns=["lr"], extra=lambda: {"lr": opt_g.param_groups[0]["lr"]}, ddp=ddp)
 
-    def checkpoint(name):
+    def checkpoint(name):  # every process calls it; rank 0 writes, with every process's pools
         path = run_dir / "checkpoints" / name
-        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, epoch=epoch, epoch_step=epoch_step,
-                                  step=step, pools=[pool.state_dict() for pool in pools])
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, ddp=ddp, epoch=epoch, epoch_step=epoch_step,
+                                  step=step, per_rank={"pools": [pool.state_dict() for pool in pools]})
         return path
 
     source = f"{cfg['folder_a']} <-> {cfg['folder_b']}" if cfg["folder_a"] else \
         f"{cfg['dataset']} {':'.join(map(str, cfg['train_range']))}: {len(domains[0])} grey / {len(domains[1])} coloured"
-    print(f"cyclegan: {source}, {cfg['image_size']}x{cfg['image_size']} on {device}, "
-          f"{steps_per_epoch} steps/epoch, writing to {run_dir}")
+    ddp.print(f"cyclegan: {source}, {cfg['image_size']}x{cfg['image_size']} on {device}"
+              f"{f' x {ddp.world} processes' if ddp.torchrun else ''}, "
+              f"{steps_per_epoch} steps/epoch, writing to {run_dir}")
     with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
         while step < total_steps:
-            for real_a, real_b in epoch_batches(domains, cfg, epoch, epoch_step, device):
+            for real_a, real_b in epoch_batches(domains, cfg, epoch, epoch_step, device, ddp):
                 for opt in (opt_g, opt_d):  # a python float per step: no host sync
                     opt.param_groups[0]["lr"] = learning_rate(cfg, step / steps_per_epoch)
-                metrics = train_step(compiled, opt_g, opt_d, real_a, real_b, pools, cfg)
+                metrics = train_step(nets_train, opt_g, opt_d, real_a, real_b, pools, cfg)
                 step, epoch_step = step + 1, epoch_step + 1
                 log.add(metrics, step, epoch)
                 if step >= total_steps:
                     break
             log.flush()
-            save_grid(G, F_, fixed_a, fixed_b, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
-            utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
-            log.plot(["d_a", "d_b", "g_gan", "cycle", "identity"])
+            if ddp.main:
+                save_grid(G, F_, fixed_a, fixed_b, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
+                utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
+                log.plot(["d_a", "d_b", "g_gan", "cycle", "identity"])
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
                 epoch, epoch_step = epoch + 1, 0
                 if epoch % cfg["save_every"] == 0:
                     checkpoint(f"epoch_{epoch:03d}.pt")
             checkpoint("last.pt")
-    began = time.perf_counter()
-    print(describe(cfg, score(G, F_, cfg, train, held_out), step, time.perf_counter() - began))
-    print(f"done: {step} steps; samples, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")
+    utils.end_distributed(ddp)
+    if ddp.main:  # the held-out scores: rank 0 alone, the others are done
+        began = time.perf_counter()
+        print(describe(cfg, score(G, F_, cfg, train, held_out), step, time.perf_counter() - began))
+        print(f"done: {step} steps; samples, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")
     return run_dir
 
 

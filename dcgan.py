@@ -71,7 +71,8 @@ def build_parser():
 
     optim = p.add_argument_group("optimisation")
     optim.add_argument("--epochs", type=utils.positive_int, default=25, help="passes over the training data")
-    optim.add_argument("--batch-size", type=utils.positive_int, default=128, help="images per step (paper: 128)")
+    optim.add_argument("--batch-size", type=utils.positive_int, default=128,
+                       help="images per step (paper: 128); under torchrun the global batch, split evenly over the processes")
     optim.add_argument("--lr-g", type=utils.positive_float, default=2e-4, help="Adam learning rate of G (paper: 2e-4)")
     optim.add_argument("--lr-d", type=utils.positive_float, default=2e-4,
                        help="Adam learning rate of D (paper: 2e-4); a larger one than G's is the TTUR of Heusel et al. 2017")
@@ -83,14 +84,14 @@ def build_parser():
     optim.add_argument("--steps", type=utils.positive_int, default=None,
                        help="stop after this many optimizer steps in total (for smoke tests and benchmarks)")
 
-    run = utils.add_run_flags(p, SCRIPT)
+    run = utils.add_run_flags(p, SCRIPT, distributed=True)
     run.add_argument("--sample-size", type=utils.positive_int, default=64, help="images in each per-epoch grid")
     return p
 
 
 # flags that may change when a run is resumed; everything else must match the checkpoint
 RESUMABLE = {"epochs", "steps", "device", "amp", "compile", "data_root", "image_folder",
-             "workers", "save_every", "log_every"}
+             "workers", "save_every", "log_every", "sync_bn"}
 
 
 # --------------------------------------------------------------------------- models
@@ -229,15 +230,17 @@ def load_data(cfg, device):
     return images
 
 
-def epoch_batches(data, cfg, epoch, start_batch, device):
+def epoch_batches(data, cfg, epoch, start_batch, device, ddp=utils.Distributed()):
     """Yield the batches of one epoch, in [-1, 1], on `device`, from batch `start_batch` on.
 
     The order is a permutation seeded by (seed, epoch), so a resumed run sees the very
-    batches the interrupted run would have. The last incomplete batch is dropped.
+    batches the interrupted run would have. The last incomplete batch is dropped. Under
+    torchrun each process yields its share of every batch.
     """
     bs = cfg["batch_size"]
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
-    order = order[start_batch * bs: len(data) // bs * bs]
+    order = utils.shard(order[start_batch * bs: len(data) // bs * bs], bs, ddp)
+    bs //= ddp.world
     if isinstance(data, torch.Tensor):
         for idx in order.to(device).split(bs):
             yield data[idx].float().div_(127.5).sub_(1.0)
@@ -252,25 +255,29 @@ def epoch_batches(data, cfg, epoch, start_batch, device):
 def train_step(G, D, opt_g, opt_d, real, z, real_label, amp):
     """One D update then one G update. Returns detached [d_loss, g_loss, D(x), D(G(z))]."""
     autocast = torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=amp)
-    # D: push D(x) up to real_label and D(G(z)) down to 0
+    # D: push D(x) up to real_label and D(G(z)) down to 0, on separate real and fake batches.
+    # Two backward calls: the fake half's grads are added in place into the real half's,
+    # instead of both being held and summed into a third copy (saves ~26 MiB on MNIST nets);
+    # under torchrun the first keeps its grads local and the second averages the sum.
     with autocast:
         fake = G(z)
-        d_real_logits = D(real)
+    with utils.no_sync(D):
+        with autocast:
+            d_real_logits = D(real)
+            d_loss_real = F.binary_cross_entropy_with_logits(d_real_logits, torch.full_like(d_real_logits, real_label))
+        d_loss_real.backward()
+    with autocast:
         d_fake_logits = D(fake.detach())  # no gradient into G from D's update
-        d_loss_real = F.binary_cross_entropy_with_logits(d_real_logits, torch.full_like(d_real_logits, real_label))
         d_loss_fake = F.binary_cross_entropy_with_logits(d_fake_logits, torch.zeros_like(d_fake_logits))
-        d_loss = d_loss_real + d_loss_fake
-    # two backward calls: the fake half's grads are added in place into the real half's,
-    # instead of both being held and summed into a third copy (saves ~26 MiB on MNIST nets)
-    d_loss_real.backward()
     d_loss_fake.backward()
+    d_loss = d_loss_real + d_loss_fake
     opt_d.step()
     opt_d.zero_grad(set_to_none=True)  # free D's grads now: they are not needed until its next step
 
     # G: non-saturating loss, -log D(G(z)), through the freshly updated D
     D.requires_grad_(False)  # G's step needs gradients w.r.t. the images, not D's weights
     with autocast:
-        g_logits = D(fake)
+        g_logits = utils.unwrap(D)(fake)  # outside DDP: there are no D gradients to average here
         g_loss = F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))
     g_loss.backward()
     opt_g.step()
@@ -309,13 +316,14 @@ def main(argv=None):
         cfg["channels"] = 1 if cfg["dataset"] in utils.MNIST_FAMILY else 3
         cfg["image_size"] = cfg["image_size"] or {"cifar10": 32, "folder": 64}.get(cfg["dataset"], 28)
     check_flags(cfg)
-    device = utils.setup_device(cfg)
+    ddp = utils.setup_distributed(cfg)  # under torchrun: this process's rank; plainly: rank 0 of 1
+    device = utils.setup_device(cfg, ddp)
     data = load_data(cfg, device)
     steps_per_epoch = len(data) // cfg["batch_size"]
     if steps_per_epoch == 0:
         utils.die(f"--batch-size {cfg['batch_size']} is larger than the data set ({len(data)} images)")
     G, D = utils.build_models(cfg, device, build_generator, build_discriminator)
-    run_dir = utils.make_run_dir(SCRIPT, cfg)  # only once flags, data and models are good
+    run_dir = utils.make_run_dir(SCRIPT, cfg, ddp=ddp)  # only once flags, data and models are good
 
     # fused: one kernel per step instead of a loop of small ops (faster, fewer temporaries)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]), fused=True)
@@ -324,25 +332,26 @@ def main(argv=None):
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
     if ckpt:
-        utils.restore_training_state(ckpt, models, optimizers)
+        utils.restore_training_state(ckpt, models, optimizers, ddp)
         fixed_noise = ckpt["fixed_noise"].to(device)
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
-    G_train, D_train = utils.compile_models(cfg["compile"], G, D)
+    G_train, D_train = utils.distribute(ddp, *utils.compile_models(cfg["compile"], G, D), sync_bn=cfg["sync_bn"])
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
     log = utils.TrainingLog(run_dir, LOSS_COLUMNS, every=cfg["log_every"], images_per_step=cfg["batch_size"],
-                            total_steps=total_steps, step=step, resumed=ckpt is not None, status=STATUS)
+                            total_steps=total_steps, step=step, resumed=ckpt is not None, status=STATUS, ddp=ddp)
 
-    def checkpoint(name):
+    def checkpoint(name):  # every process calls it; rank 0 writes
         path = run_dir / "checkpoints" / name
-        utils.save_training_state(path, SCRIPT, cfg, models, optimizers,
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, ddp=ddp,
                                   epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
         return path
 
-    print(f"dcgan: {len(data)} {cfg['dataset']} images of {cfg['channels']}x{cfg['image_size']}x{cfg['image_size']} on {device}, "
-          f"{steps_per_epoch} steps/epoch, writing to {run_dir}")
+    ddp.print(f"dcgan: {len(data)} {cfg['dataset']} images of {cfg['channels']}x{cfg['image_size']}x{cfg['image_size']} "
+              f"on {device}{f' x {ddp.world} processes' if ddp.torchrun else ''}, {steps_per_epoch} steps/epoch, "
+              f"writing to {run_dir}")
     with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
         while step < total_steps:
-            for real in epoch_batches(data, cfg, epoch, epoch_step, device):
+            for real in epoch_batches(data, cfg, epoch, epoch_step, device, ddp):
                 z = sample_noise(cfg, real.shape[0], device)
                 metrics = train_step(G_train, D_train, opt_g, opt_d, real, z, cfg["real_label"], cfg["amp"])
                 step, epoch_step = step + 1, epoch_step + 1
@@ -350,15 +359,17 @@ def main(argv=None):
                 if step >= total_steps:
                     break
             log.flush()
-            save_samples(G, fixed_noise, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
-            utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
-            log.plot(["d_loss", "g_loss"])
+            if ddp.main:
+                save_samples(G, fixed_noise, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
+                utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
+                log.plot(["d_loss", "g_loss"])
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
                 epoch, epoch_step = epoch + 1, 0
                 if epoch % cfg["save_every"] == 0:
                     checkpoint(f"epoch_{epoch:03d}.pt")
             checkpoint("last.pt")
-    print(f"done: {step} steps; samples, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")
+    ddp.print(f"done: {step} steps; samples, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")
+    utils.end_distributed(ddp)
     return run_dir
 
 

@@ -11,6 +11,8 @@ Each helper is small and stands alone, so a script reads fine without opening th
     parse_config(build, argv, ...)  the flags, or with --resume the saved run's config and checkpoint
     eval_config(build, argv, ...)   --eval-... --ckpt PATH: the checkpoint's config, checkpoint, device
     pick_device / setup_device      "auto" | "cpu" | "cuda" -> torch.device; seeds and fast math
+    Distributed / setup_distributed under torchrun: this process's rank, the process group
+    distribute / shard / no_sync / unwrap   DistributedDataParallel, each rank's share of a batch
     seed_everything(seed)           Python, NumPy and torch RNGs
     rng_state() / set_rng_state()   capture and restore those RNGs (for exact resume)
     make_run_dir(script, cfg)       runs/<script>/<dataset>-<time>/ (or --out, or the resumed run's)
@@ -21,6 +23,7 @@ Each helper is small and stands alone, so a script reads fine without opening th
     save_checkpoint / load_checkpoint   atomic write; weights_only read with clear errors
     save_training_state / restore_training_state   a run's weights, optimizers, RNGs, progress
     TrainingLog                     metrics summed on the device; losses.csv, losses.png, progress bar
+                                    (averaged over processes under torchrun, written by rank 0)
     save_on_interrupt(log, save)    Ctrl-C: write the last checkpoint, then exit with one line
     load_mnist_family / load_mnist_range / load_cifar10 / load_image_folder   datasets, offline errors
     ScoreClassifier / score_classifier   the 28x28 data sets' judge for sampler.py score (trained once, cached)
@@ -40,9 +43,11 @@ import random
 import shutil
 import sys
 import time
+import warnings
 import zlib
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from contextlib import contextmanager, nullcontext, redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -53,8 +58,10 @@ CHECKPOINT_FORMAT = 1
 
 # --------------------------------------------------------------------------- errors, flags
 def die(message: str) -> None:
-    """Print one line to stderr and exit with status 1 (no traceback)."""
-    sys.exit(f"error: {message}")
+    """Print one line to stderr and exit with status 1 (no traceback). Under torchrun, a process
+    other than rank 0 names itself."""
+    rank = os.environ.get("RANK", "0")
+    sys.exit(f"error: {message}" if rank == "0" else f"error (rank {rank}): {message}")
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -65,13 +72,16 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 def one_line_errors(main):
     """Decorate a script's main() so that user errors that no flag check can foresee end in one
     line and exit status 1: running out of memory (a batch or a model too large), and paths that
-    cannot be read or written (a file where a folder should be, no permission, a full disk).
-    Anything else is a bug and keeps its traceback."""
+    cannot be read or written (a file where a folder should be, no permission, a full disk), and,
+    under torchrun, another process of the job gone. Anything else is a bug and keeps its traceback."""
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         try:
             return main(*args, **kwargs)
         except (MemoryError, RuntimeError) as exc:
+            if _lost_a_peer(exc):
+                die(f"another process of this torchrun job stopped, so this one stops too; resume from the run's "
+                    f"checkpoints/last.pt ({str(exc).splitlines()[0][:100]})")
             if not _is_out_of_memory(exc):
                 raise
             where = "the GPU" if isinstance(exc, torch.OutOfMemoryError) else "this machine"
@@ -82,6 +92,17 @@ def one_line_errors(main):
                 raise
             die(f"cannot use {exc.filename or 'the output'}: {exc.strerror or exc}")
     return wrapper
+
+
+def _lost_a_peer(exc: BaseException) -> bool:
+    """Whether a collective failed because another process of the job is gone (crashed, killed,
+    interrupted): the processes that remain get a connection error from gloo or NCCL."""
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        return False
+    text = str(exc)
+    return isinstance(exc, dist.DistError) or any(
+        sign in text for sign in ("Connection reset by peer", "Connection closed by peer", "Broken pipe"))
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -107,9 +128,11 @@ def positive_float(text: str) -> float:
 
 def add_run_flags(parser, script: str, *, seed: int = 0, save_every: int = 10, step: str = "steps",
                   amp_help: str = "bfloat16 autocast for the forward passes (fast on recent GPUs)",
-                  compile_help: str = "torch.compile G and D; 'reduce-overhead' also captures CUDA graphs"):
+                  compile_help: str = "torch.compile G and D; 'reduce-overhead' also captures CUDA graphs",
+                  distributed: bool = False):
     """The flags every training script has (device, --amp, --compile, seed, output folder, resume,
-    checkpoint and log intervals), as a "run" group of `parser`, returned for the script's own."""
+    checkpoint and log intervals), as a "run" group of `parser`, returned for the script's own;
+    with distributed=True (scripts that run under torchrun) also --sync-bn."""
     run = parser.add_argument_group("run")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train; auto picks CUDA if present")
     run.add_argument("--amp", action="store_true", help=amp_help)
@@ -119,6 +142,10 @@ def add_run_flags(parser, script: str, *, seed: int = 0, save_every: int = 10, s
     run.add_argument("--out", default=None, help=f"run folder (default runs/{script}/<dataset>-<time>)")
     run.add_argument("--resume", default=None, help="checkpoint to continue from; its run folder is reused")
     run.add_argument("--save-every", type=positive_int, default=save_every, help="also keep checkpoints/epoch_XXX.pt every N epochs")
+    if distributed:
+        run.add_argument("--sync-bn", action="store_true",
+                         help="under torchrun: batch norm statistics over all processes' shares of a batch "
+                              "(SyncBatchNorm); off, as the papers trained on one GPU")
     run.add_argument("--log-every", type=positive_int, default=100,
                      help=f"average the losses over N {step}, then log them (the only host sync in the loop)")
     return run
@@ -195,15 +222,118 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def setup_device(cfg: dict) -> torch.device:
+def setup_device(cfg: dict, ddp: Distributed | None = None) -> torch.device:
     """The run's device, with every RNG seeded from cfg["seed"] and, on CUDA, the fast
-    convolution and TF32 matrix paths on (cuDNN picks its fastest kernels once per shape)."""
+    convolution and TF32 matrix paths on (cuDNN picks its fastest kernels once per shape).
+    Under torchrun each process takes its own GPU (LOCAL_RANK) and seeds seed + rank, so that
+    the ranks draw different noise (their weights start equal: DDP copies rank 0's)."""
+    ddp = ddp or Distributed()
     device = pick_device(cfg["device"])
-    seed_everything(cfg["seed"])
+    if device.type == "cuda" and ddp.torchrun:
+        device = torch.device("cuda", ddp.local_rank)
+    seed_everything(cfg["seed"] + ddp.rank)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     return device
+
+
+# --------------------------------------------------------------------------- several processes (torchrun)
+class Distributed(NamedTuple):
+    """Where this process stands: rank 0 of 1, not under torchrun, when launched plainly."""
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    torchrun: bool = False  # launched by torchrun: a process group and DDP, even with one process
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0  # the one process that prints and writes files
+
+    def print(self, *args, **kwargs) -> None:
+        if self.main:
+            print(*args, **kwargs)
+
+
+def setup_distributed(cfg: dict) -> Distributed:
+    """Under torchrun (it sets RANK, WORLD_SIZE, LOCAL_RANK and the rendezvous address): check
+    that the global batch splits evenly over the processes, then join the process group, NCCL
+    on CUDA, gloo on the CPU. Launched plainly: rank 0 of 1, and nothing else happens."""
+    env = os.environ
+    ddp = Distributed(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)), "RANK" in env)
+    cuda = pick_device(cfg["device"]).type == "cuda"
+    if cfg.get("sync_bn") and not ddp.torchrun:
+        die("--sync-bn synchronises batch norm across the processes of a torchrun job; launch with torchrun")
+    if cfg.get("sync_bn") and not cuda:
+        die("--sync-bn needs CUDA: PyTorch's SyncBatchNorm runs on GPUs only")
+    for name in ("batch_size", "g_batch_size"):
+        if cfg.get(name) and cfg[name] % ddp.world:
+            die(f"--{name.replace('_', '-')} {cfg[name]} is the global batch and does not split evenly over "
+                f"{ddp.world} processes; make it a multiple of {ddp.world}")
+    if ddp.torchrun and not torch.distributed.is_initialized():
+        if cuda:
+            torch.cuda.set_device(ddp.local_rank)
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    return ddp
+
+
+def distribute(ddp: Distributed, *modules, sync_bn: bool = False):
+    """Under torchrun, each module in DistributedDataParallel (rank 0's weights copied to every
+    process now, the gradients averaged over the processes in each backward), its batch norm
+    made SyncBatchNorm if sync_bn. Launched plainly: the modules as they are."""
+    if not ddp.torchrun:
+        return modules
+    from torch.nn.parallel import DistributedDataParallel
+    # DDP warns when a gradient's strides differ from its bucket's even where they cannot matter, in
+    # a dimension of size 1 (wgan_gp's double backward gives its 1-channel conv such a gradient);
+    # DDP copies it into the bucket and the values are right
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    device_ids = [ddp.local_rank] if next(modules[0].parameters()).is_cuda else None
+    return tuple(DistributedDataParallel(torch.nn.SyncBatchNorm.convert_sync_batchnorm(m) if sync_bn else m,
+                                         device_ids=device_ids) for m in modules)
+
+
+def shard(order: torch.Tensor, batch_size: int, ddp: Distributed) -> torch.Tensor:
+    """This process's share of each global batch of `order` (a length that batch_size divides):
+    rank r of N takes the r-th N-th of every batch, so an epoch is still one pass over the data
+    (a DistributedSampler that keeps the seeded order, and so exact resume)."""
+    return order if ddp.world == 1 else order.view(-1, ddp.world, batch_size // ddp.world)[:, ddp.rank].reshape(-1)
+
+
+def no_sync(module):
+    """DDP's no_sync(): a backward inside it keeps its gradients local, to be averaged with the
+    next one's (two backward calls, one all-reduce). A plain module: nothing to hold back."""
+    return module.no_sync() if hasattr(module, "no_sync") else nullcontext()
+
+
+def unwrap(module):
+    """The module inside DistributedDataParallel: a forward through it takes no part in DDP's
+    gradient averaging (what a frozen D in G's step needs: DDP would wait for D's gradients)."""
+    from torch.nn.parallel import DistributedDataParallel
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+def end_distributed(ddp: Distributed) -> None:
+    if ddp.torchrun:
+        torch.distributed.destroy_process_group()
+
+
+def _gather(ddp: Distributed, value):
+    """[value of rank 0, value of rank 1, ...] on every process (a collective: all ranks call it)."""
+    if not ddp.torchrun:
+        return [value]
+    values = [None] * ddp.world
+    torch.distributed.all_gather_object(values, value)
+    return values
+
+
+def _broadcast(ddp: Distributed, value):
+    """Rank 0's value on every process."""
+    if not ddp.torchrun:
+        return value
+    holder = [value]
+    torch.distributed.broadcast_object_list(holder, src=0)
+    return holder[0]
 
 
 def seed_everything(seed: int) -> None:
@@ -232,9 +362,13 @@ def set_rng_state(state: dict) -> None:
 
 
 # --------------------------------------------------------------------------- run folders, images
-def make_run_dir(script: str, cfg: dict, subdirs=("samples", "checkpoints")) -> Path:
+def make_run_dir(script: str, cfg: dict, subdirs=("samples", "checkpoints"), ddp: Distributed | None = None) -> Path:
     """The run folder, with `subdirs` inside: the resumed checkpoint's own run folder, or
-    --out, or runs/<script>/<dataset>-<time>/. One line and exit if it cannot be created."""
+    --out, or runs/<script>/<dataset>-<time>/. One line and exit if it cannot be created.
+    Under torchrun rank 0 makes it and tells the others its name."""
+    ddp = ddp or Distributed()
+    if not ddp.main:
+        return _broadcast(ddp, None)
     if cfg.get("resume"):
         run_dir = Path(cfg["resume"]).resolve().parent.parent
     elif cfg.get("out"):
@@ -246,7 +380,7 @@ def make_run_dir(script: str, cfg: dict, subdirs=("samples", "checkpoints")) -> 
             (run_dir / sub).mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file in the way, a path under a file, no permission
         die(f"cannot create the run folder {run_dir} ({exc.strerror or exc}); choose another --out")
-    return run_dir
+    return _broadcast(ddp, run_dir)
 
 
 def free_memory(device: torch.device) -> int:
@@ -348,22 +482,41 @@ def load_checkpoint(path, script: str | tuple[str, ...] | None = None) -> dict:
     return state
 
 
-def save_training_state(path, script: str, cfg: dict, models: dict, optimizers: dict, **progress) -> None:
+def save_training_state(path, script: str, cfg: dict, models: dict, optimizers: dict, *,
+                        ddp: Distributed | None = None, per_rank: dict | None = None, **progress) -> None:
     """Checkpoint a training run: its config, the weights and optimizer states of `models` and
-    `optimizers` (dicts of name -> module/optimizer), the RNG states, and `progress`
-    (epoch, step, fixed noise, ...), so that --resume continues exactly where it stopped."""
-    save_checkpoint({"cfg": cfg, **progress, "rng": rng_state(),
-                     "models": {name: m.state_dict() for name, m in models.items()},
-                     "optimizers": {name: o.state_dict() for name, o in optimizers.items()}}, path, script)
+    `optimizers` (dicts of name -> module/optimizer), the RNG states, `per_rank` (state each
+    process holds for itself, like cyclegan's image pools) and `progress` (epoch, step, fixed
+    noise, ...), so that --resume continues exactly where it stopped. Under torchrun every
+    process calls it (their RNG states are gathered) and rank 0 writes: rank 0's own state at
+    the top level, as a one-process run has it, the others' under "ranks"."""
+    ddp = ddp or Distributed()
+    ranks = _gather(ddp, {"rng": rng_state(), **(per_rank or {})})
+    if ddp.main:
+        save_checkpoint({"cfg": cfg, **progress, **ranks[0], **({"ranks": ranks[1:]} if ddp.torchrun else {}),
+                         "models": {name: m.state_dict() for name, m in models.items()},
+                         "optimizers": {name: o.state_dict() for name, o in optimizers.items()}}, path, script)
 
 
-def restore_training_state(ckpt: dict, models: dict, optimizers: dict) -> None:
-    """The inverse of save_training_state for weights, optimizer states and RNG states."""
+def restore_training_state(ckpt: dict, models: dict, optimizers: dict, ddp: Distributed | None = None) -> dict:
+    """The inverse of save_training_state for weights, optimizer states and RNG states; returns
+    this process's per-rank state. With as many processes as the run that saved it, each takes
+    its own states back (exact resume); with another number, the ranks take rank 0's per-rank
+    state (or the nearest) and new noise streams, seeded by (seed, step, rank): the run goes
+    on from the same weights and the same global batches, not bit for bit."""
+    ddp = ddp or Distributed()
     for name, module in models.items():
         module.load_state_dict(ckpt["models"][name])
     for name, optimizer in optimizers.items():
         optimizer.load_state_dict(ckpt["optimizers"][name])
-    set_rng_state(ckpt["rng"])
+    saved = [ckpt, *ckpt.get("ranks", [])]
+    mine = saved[min(ddp.rank, len(saved) - 1)]
+    set_rng_state(mine["rng"])
+    if len(saved) != ddp.world:
+        seed_everything(ckpt["cfg"]["seed"] * 100_003 + ckpt["step"] * 1_009 + ddp.rank)
+        ddp.print(f"note: resuming a {len(saved)}-process run with {ddp.world}: the same weights and global batches, "
+                  f"new noise streams (not bit for bit the run that stopped)", file=sys.stderr)
+    return mine
 
 
 # --------------------------------------------------------------------------- training log
@@ -382,23 +535,28 @@ class TrainingLog:
     images_per_step  images a step consumes, for the rate column (`rate`, images_per_s by default)
     resumed        on resume, rows logged after the checkpoint's step (lost work) are dropped,
                    so the file reads as one uninterrupted run
+    ddp            under torchrun: the window's means are averaged over the processes (in the
+                   same sync), and only rank 0 writes the file and shows the bar
     """
 
     def __init__(self, run_dir, columns: list[str], *, every: int, images_per_step: int, total_steps,
-                 step: int, resumed: bool, status, extra=None, extra_columns=(), rate: str = "images_per_s"):
+                 step: int, resumed: bool, status, extra=None, extra_columns=(), rate: str = "images_per_s",
+                 ddp: Distributed | None = None):
         from tqdm import tqdm
+        self.ddp = ddp or Distributed()
         self.path, self.run_dir = Path(run_dir) / "losses.csv", Path(run_dir)
         self.columns, self.extra_columns, self.rate = list(columns), list(extra_columns), rate
         self.every, self.images_per_step, self.status, self.extra = every, images_per_step, status, extra
         self.step, self.epoch, self.window, self.sums, self.last_status = step, 0, 0, None, ""
         self.window_start = time.perf_counter()
         header = ["step", "epoch", *self.columns, *self.extra_columns, rate]
-        kept = [r for r in self.rows() if int(r["step"]) <= step] if resumed and self.path.exists() else []
-        with open(self.path, "w", newline="") as f:
-            writer = csv.DictWriter(f, header)
-            writer.writeheader()
-            writer.writerows(kept)
-        self.bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True)
+        if self.ddp.main:
+            kept = [r for r in self.rows() if int(r["step"]) <= step] if resumed and self.path.exists() else []
+            with open(self.path, "w", newline="") as f:
+                writer = csv.DictWriter(f, header)
+                writer.writeheader()
+                writer.writerows(kept)
+        self.bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, disable=not self.ddp.main)
 
     def add(self, metrics: torch.Tensor, step: int, epoch: int) -> None:
         """Count one finished step (the step counter after it, the epoch it belongs to)."""
@@ -413,12 +571,16 @@ class TrainingLog:
             extra = self.extra() if self.extra else {}
             on_device = [k for k, v in extra.items() if isinstance(v, torch.Tensor)]
             means = torch.cat([self.sums / self.window, *(extra[k].reshape(1).to(self.sums) for k in on_device)])
+            if self.ddp.torchrun:  # every process's window, averaged: one all-reduce per window, not per step
+                torch.distributed.all_reduce(means)
+                means /= self.ddp.world
             values = dict(zip(self.columns + on_device, means.tolist()))  # the one host sync per window
             values.update((k, float(v)) for k, v in extra.items() if k not in on_device)
             values[self.rate] = self.window * self.images_per_step / (time.perf_counter() - self.window_start)
-            with open(self.path, "a", newline="") as f:
-                csv.writer(f).writerow([self.step, self.epoch + 1] +
-                                       [f"{values[c]:.6g}" for c in self.columns + self.extra_columns + [self.rate]])
+            if self.ddp.main:
+                with open(self.path, "a", newline="") as f:
+                    csv.writer(f).writerow([self.step, self.epoch + 1] +
+                                           [f"{values[c]:.6g}" for c in self.columns + self.extra_columns + [self.rate]])
             self.last_status = self.status(values) if callable(self.status) else self.status.format(**values)
             self.bar.set_postfix_str(f"{self.last_status}, {values[self.rate]:.0f}/s")
         self.sums, self.window, self.window_start = None, 0, time.perf_counter()
@@ -455,10 +617,18 @@ class TrainingLog:
 def save_on_interrupt(log: TrainingLog, save_last):
     """Run a training loop so that Ctrl-C loses nothing: the log's last window is written,
     `save_last()` writes the last checkpoint and returns its path, and the run exits with one
-    line saying how to continue. The progress bar is closed however the block ends."""
+    line saying how to continue. The progress bar is closed however the block ends.
+    Under torchrun nothing is saved then (the other processes may already be gone, and saving
+    takes them all): the last checkpoint written, complete by construction, is where to resume."""
     try:
         yield
     except KeyboardInterrupt:
+        if log.ddp.world > 1:
+            if log.ddp.main:
+                last = log.run_dir / "checkpoints" / "last.pt"
+                die(f"interrupted at step {log.step}; " + (f"the last complete checkpoint is {last} (continue with "
+                    f"--resume)" if last.exists() else "no checkpoint was complete yet"))
+            raise SystemExit(1)
         log.close()
         die(f"interrupted at step {log.step}; saved {save_last()} (continue with --resume)")
     finally:

@@ -81,9 +81,11 @@ def build_parser():
                        help="generator steps in all, as the paper counts (default 200,000 MNIST, 100,000 ResNet)")
     optim.add_argument("--epochs", type=utils.positive_int, default=None,
                        help="or stop after this many passes over the data, if sooner (one step uses n-critic batches)")
-    optim.add_argument("--batch-size", type=utils.positive_int, default=None, help="images per critic step (default 50 MNIST, 64 ResNet)")
+    optim.add_argument("--batch-size", type=utils.positive_int, default=None,
+                       help="images per critic step (default 50 MNIST, 64 ResNet); under torchrun the global batch, "
+                            "split evenly over the processes")
     optim.add_argument("--g-batch-size", type=utils.positive_int, default=None,
-                       help="samples per generator step (default: the batch size for MNIST, twice it for the ResNet)")
+                       help="samples per generator step (default: the batch size for MNIST, twice it for the ResNet); global under torchrun")
     optim.add_argument("--n-critic", type=utils.positive_int, default=5, help="critic steps per generator step (paper: 5)")
     optim.add_argument("--gp-lambda", type=float, default=10.0, help="weight of the gradient penalty (paper: 10)")
     optim.add_argument("--lr", type=utils.positive_float, default=None, help="Adam learning rate of G and critic (default 1e-4 MNIST, 2e-4 ResNet)")
@@ -92,7 +94,7 @@ def build_parser():
     optim.add_argument("--lr-decay", default=None, choices=["none", "linear"],
                        help="linear: the learning rate falls to 0 at the last step (default for the ResNet; none for MNIST)")
 
-    run = utils.add_run_flags(p, SCRIPT, step="generator steps",
+    run = utils.add_run_flags(p, SCRIPT, step="generator steps", distributed=True,
                               amp_help="bfloat16 autocast for the forward passes; the gradient penalty stays in fp32",
                               compile_help="torch.compile G; the critic stays eager, since the penalty's double backward "
                                            "cannot be compiled")
@@ -101,7 +103,8 @@ def build_parser():
 
 
 # flags that may change when a run is resumed; everything else must match the checkpoint
-RESUMABLE = {"epochs", "steps", "device", "amp", "compile", "data_root", "image_folder", "workers", "save_every", "log_every"}
+RESUMABLE = {"epochs", "steps", "device", "amp", "compile", "data_root", "image_folder", "workers", "save_every", "log_every",
+             "sync_bn"}
 
 
 # --------------------------------------------------------------------------- models: MNIST (gan_mnist.py)
@@ -263,26 +266,28 @@ def load_data(cfg, device):
     return utils.load_mnist_range(cfg, "train_range", device)[0]
 
 
-def epoch_batches(data, cfg, epoch, start_step, device):
+def epoch_batches(data, cfg, epoch, start_step, device, ddp=utils.Distributed()):
     """Yield one epoch as groups of n_critic batches, one group per generator step, shaped
     (n_critic, batch, C, H, W), in G's value range, on `device`, from group `start_step` on.
 
     The order is a permutation seeded by (seed, epoch), so a resumed run sees the very batches
-    the interrupted run would have. The last incomplete group is dropped.
+    the interrupted run would have. The last incomplete group is dropped. Under torchrun each
+    process yields its share of every batch.
     """
     per_step = cfg["n_critic"] * cfg["batch_size"]
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
-    order = order[start_step * per_step: len(data) // per_step * per_step]
+    order = utils.shard(order[start_step * per_step: len(data) // per_step * per_step], cfg["batch_size"], ddp)
+    per_step, batch = per_step // ddp.world, cfg["batch_size"] // ddp.world
     lo, hi = cfg["value_range"]
     if isinstance(data, torch.Tensor):
         for idx in order.to(device).split(per_step):
             images = data[idx].float().mul_((hi - lo) / 255).add_(lo)
-            yield images.view(cfg["n_critic"], cfg["batch_size"], *images.shape[1:])
+            yield images.view(cfg["n_critic"], batch, *images.shape[1:])
     else:  # an ImageFolder, already in [-1, 1]
         loader = torch.utils.data.DataLoader(data, batch_size=per_step, sampler=order.tolist(), num_workers=cfg["workers"],
                                              pin_memory=device.type == "cuda", persistent_workers=False)
         for images, _ in loader:
-            yield images.to(device, non_blocking=True).view(cfg["n_critic"], cfg["batch_size"], *images.shape[1:])
+            yield images.to(device, non_blocking=True).view(cfg["n_critic"], batch, *images.shape[1:])
 
 
 # --------------------------------------------------------------------------- training step
@@ -302,10 +307,12 @@ def gradient_penalty(D, real, fake):
         return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
-def train_step(G, D, opt_g, opt_d, reals, cfg):
-    """n_critic critic updates, one per batch of `reals` (n_critic, batch, C, H, W), then one G update.
-    Returns detached [critic loss, G loss, Wasserstein estimate, penalty], the critic's values
-    averaged over its updates."""
+def train_step(G, D, opt_g, opt_d, reals, cfg, g_batch_size):
+    """n_critic critic updates, one per batch of `reals` (n_critic, batch, C, H, W), then one G
+    update on g_batch_size samples. Returns detached [critic loss, G loss, Wasserstein estimate,
+    penalty], the critic's values averaged over its updates. Under torchrun D's three forward
+    passes (real, fake, the penalty's interpolates) feed one backward, whose gradients DDP
+    averages, the penalty's double backward included."""
     device = reals.device
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg["amp"])
     critic_stats = torch.zeros(3, device=device)
@@ -323,7 +330,7 @@ def train_step(G, D, opt_g, opt_d, reals, cfg):
 
     D.requires_grad_(False)  # G's step needs gradients w.r.t. the images, not the critic's weights
     with autocast:
-        g_loss = -D(G(sample_noise(cfg, cfg["g_batch_size"], device))).float().mean()
+        g_loss = -utils.unwrap(D)(G(sample_noise(cfg, g_batch_size, device))).float().mean()  # no D grads to average
     g_loss.backward()
     opt_g.step()
     opt_g.zero_grad(set_to_none=True)
@@ -379,13 +386,14 @@ def main(argv=None):
     if not ckpt:
         configure(cfg)
     check_flags(cfg)
-    device = utils.setup_device(cfg)
+    ddp = utils.setup_distributed(cfg)  # under torchrun: this process's rank; plainly: rank 0 of 1
+    device = utils.setup_device(cfg, ddp)
     data = load_data(cfg, device)
     steps_per_epoch = len(data) // (cfg["n_critic"] * cfg["batch_size"])
     if steps_per_epoch == 0:
         utils.die(f"--n-critic x --batch-size = {cfg['n_critic'] * cfg['batch_size']} is more than the data set ({len(data)} images)")
     G, D = utils.build_models(cfg, device, build_generator, build_critic)
-    run_dir = utils.make_run_dir(SCRIPT, cfg)  # only once flags, data and models are good
+    run_dir = utils.make_run_dir(SCRIPT, cfg, ddp=ddp)  # only once flags, data and models are good
 
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), fused=True)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), fused=True)
@@ -393,44 +401,48 @@ def main(argv=None):
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, generator steps done in it and in all
     if ckpt:
-        utils.restore_training_state(ckpt, models, optimizers)
+        utils.restore_training_state(ckpt, models, optimizers, ddp)
         fixed_noise = ckpt["fixed_noise"].to(device)
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
-    (G_train,) = utils.compile_models(cfg["compile"], G)
+    # the critic stays eager: the penalty's double backward cannot be compiled
+    G_train, D_train = utils.distribute(ddp, *utils.compile_models(cfg["compile"], G), D, sync_bn=cfg["sync_bn"])
     total_steps = min(cfg["steps"], (cfg["epochs"] or math.inf) * steps_per_epoch)
     log = utils.TrainingLog(run_dir, LOSS_COLUMNS, every=cfg["log_every"], images_per_step=images_per_step(cfg)["real"],
                             total_steps=total_steps, step=step, resumed=ckpt is not None, status=STATUS,
-                            extra_columns=["lr"], extra=lambda: {"lr": opt_d.param_groups[0]["lr"]})
+                            extra_columns=["lr"], extra=lambda: {"lr": opt_d.param_groups[0]["lr"]}, ddp=ddp)
 
-    def checkpoint(name):
+    def checkpoint(name):  # every process calls it; rank 0 writes
         path = run_dir / "checkpoints" / name
-        utils.save_training_state(path, SCRIPT, cfg, models, optimizers,
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, ddp=ddp,
                                   epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
         return path
 
-    print(f"wgan_gp: {len(data)} {cfg['dataset']} images, {cfg['arch']} nets, on {device}; {steps_per_epoch} "
+    ddp.print(f"wgan_gp: {len(data)} {cfg['dataset']} images, {cfg['arch']} nets, on {device}"
+              f"{f' x {ddp.world} processes' if ddp.torchrun else ''}; {steps_per_epoch} "
           f"generator steps/epoch ({cfg['n_critic']} critic steps each), {total_steps} in all; writing to {run_dir}")
     with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
         while step < total_steps:
-            for reals in epoch_batches(data, cfg, epoch, epoch_step, device):
+            for reals in epoch_batches(data, cfg, epoch, epoch_step, device, ddp):
                 for opt in (opt_g, opt_d):
                     opt.param_groups[0]["lr"] = learning_rate(cfg, step, total_steps)
-                metrics = train_step(G_train, D, opt_g, opt_d, reals, cfg)
+                metrics = train_step(G_train, D_train, opt_g, opt_d, reals, cfg, cfg["g_batch_size"] // ddp.world)
                 step, epoch_step = step + 1, epoch_step + 1
                 log.add(metrics, step, epoch)
                 if step >= total_steps:
                     break
             log.flush()
-            save_samples(G, fixed_noise, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png", cfg["value_range"])
-            utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
-            log.plot(["wasserstein", "penalty"])
+            if ddp.main:
+                save_samples(G, fixed_noise, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png", cfg["value_range"])
+                utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
+                log.plot(["wasserstein", "penalty"])
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first group
                 epoch, epoch_step = epoch + 1, 0
                 if epoch % cfg["save_every"] == 0:
                     checkpoint(f"epoch_{epoch:03d}.pt")
             checkpoint("last.pt")
-    print(f"done: {step} generator steps; {log.last_status}. Samples, progress.gif, losses.csv and "
-          f"checkpoints/last.pt in {run_dir}")
+    ddp.print(f"done: {step} generator steps; {log.last_status}. Samples, progress.gif, losses.csv and "
+              f"checkpoints/last.pt in {run_dir}")
+    utils.end_distributed(ddp)
     return run_dir
 
 
