@@ -8,6 +8,7 @@ at both ends). Prints one JSON line.
   python benchmarks/throughput.py --script dcgan --batch-size 64 --data-path dataloader --workers 2
   python benchmarks/throughput.py --script dcgan --data-root ../shared-copy --device cuda --extra "--compile reduce-overhead"
   python benchmarks/throughput.py --script wgan_gp --batch-size 50 --warmup 3 --steps 20
+  python benchmarks/throughput.py --script dcgan --processes 2          # under torchrun, 2 processes
 
 --data-path tensor      the script's own path: the whole data set as one uint8 tensor on the
                         device, batches gathered by random permutation
@@ -17,6 +18,10 @@ at both ends). Prints one JSON line.
 A script whose step handles more than one batch (wgan_gp: n_critic critic batches, then one
 generator batch) says so through its images_per_step(cfg); each kind it names is reported as
 images/s (wgan_gp: "real" images the critic reads, "generated" images G makes).
+
+--processes N starts the benchmark again under torchrun (--standalone) in N processes, each the
+script's own DDP path; --batch-size is then the global batch, and rank 0 prints the line
+(images/s counts every process's images). The other flags apply to each process.
 
 Without --data-root, a synthetic 60,000-image MNIST (random pixels, real IDX format) is
 written to a temporary folder, so the numbers need no download. Peak memory is the
@@ -61,8 +66,9 @@ def dataloader_batches(dataset_name, data_root, workers):
     dataset = dataset_class(data_root, train=True, transform=transforms.Compose(
         [transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]))
 
-    def epoch_batches(data, cfg, epoch, start_batch, device):
-        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg["batch_size"], shuffle=True, drop_last=True,
+    def epoch_batches(data, cfg, epoch, start_batch, device, ddp=None):
+        share = cfg["batch_size"] // (ddp.world if ddp else 1)  # under torchrun: this process's part of a batch
+        loader = torch.utils.data.DataLoader(dataset, batch_size=share, shuffle=True, drop_last=True,
                                              num_workers=workers, pin_memory=device.type == "cuda")
         for images, _ in loader:
             yield images.to(device, non_blocking=True)
@@ -96,8 +102,12 @@ def main():
     p.add_argument("--warmup", type=int, default=20, help="steps run before the clock starts")
     p.add_argument("--steps", type=int, default=200, help="timed steps")
     p.add_argument("--device", default="auto")
+    p.add_argument("--processes", type=int, default=1, help="processes, under torchrun (1: launched plainly)")
     p.add_argument("--extra", default="", help="more flags for the script, e.g. '--amp --compile reduce-overhead'")
     args = p.parse_args()
+    if args.processes > 1 and "RANK" not in os.environ:  # run again, as torchrun's N processes
+        os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                                  str(args.processes), __file__, *sys.argv[1:]])
 
     module = importlib.import_module(args.script)
     timer = StepTimer(module.train_step, args.warmup)
@@ -119,6 +129,8 @@ def main():
         from contextlib import redirect_stderr, redirect_stdout
         with open(os.devnull, "w") as devnull, redirect_stdout(devnull), redirect_stderr(devnull):
             module.main(flags)
+        if os.environ.get("RANK", "0") != "0":  # under torchrun: rank 0 reports
+            return
         cfg = torch.load(os.path.join(tmp, "run", "checkpoints", "last.pt"), weights_only=True)["cfg"]
     last_step, end = timer.marks["last"]
     seconds, steps = end - timer.marks[args.warmup], last_step - args.warmup
@@ -128,6 +140,7 @@ def main():
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     print(json.dumps({
         "script": args.script, "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
+        "processes": args.processes,
         "data_path": args.data_path, "batch_size": args.batch_size, "timed_steps": steps,
         "steps_per_s": round(steps / seconds, 2), **rates,
         "s_per_step": round(seconds / steps, 4),
