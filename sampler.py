@@ -377,10 +377,12 @@ def _folder_images(folder, limit=REFERENCE_CAP):
     return torch.stack([_as_uint8(folder[i][0][None], (-1.0, 1.0))[0] for i in range(min(limit, len(folder)))])
 
 
-def _score_images(model, spec, flag):
+def _score_images(model, spec, flag, judge_unseen=False):
     """Images a score reads, uint8 (N, C, H, W) at the model's size: `spec` a data range of the
     checkpoint's data set (train|test:START:STOP), a folder, an image file or an .npz; None for
-    the checkpoint's own training images. Returns (images, what they are, cache key or None)."""
+    the checkpoint's own training images or, with judge_unseen, the part of the data set's
+    training file that the score classifier never learned from. Returns (images, what they are,
+    cache key or None)."""
     cfg, size, channels = model.cfg, model.cfg["image_size"], model.cfg.get("channels", 1)
     if spec is not None and not (isinstance(spec, str) and spec.split(":")[0] in ("train", "test") and ":" in spec):
         images = read_images(spec, size, channels, flag=flag)[0]
@@ -392,7 +394,11 @@ def _score_images(model, spec, flag):
         split, start, stop = utils.data_range(spec) if spec else cfg.get("train_range") or ("train", 0, None)
     except argparse.ArgumentTypeError as exc:
         utils.die(f"{flag}: {exc}")
-    if cfg["dataset"] in utils.MNIST_FAMILY:
+    judge_unseen = judge_unseen and spec is None and cfg["dataset"] in utils.MNIST_FAMILY
+    if judge_unseen:  # the judge's features sit closer to images it learned from: compare with the others
+        images = utils.load_mnist_family(cfg["dataset"], cfg["data_root"], train=True)[0].unsqueeze(1)
+        split, start, stop = "train", utils.judge_cut(len(images)), None
+    elif cfg["dataset"] in utils.MNIST_FAMILY:
         images = utils.load_mnist_family(cfg["dataset"], cfg["data_root"], train=split == "train")[0].unsqueeze(1)
     elif cfg["dataset"] == "cifar10":
         images = utils.load_cifar10(cfg["data_root"], train=split == "train")
@@ -402,7 +408,8 @@ def _score_images(model, spec, flag):
     if stop is not None and stop > len(images):
         utils.die(f"{flag} {split}:{start}:{stop} asks for more than the {len(images)} {split} images")
     images = _fit(images[start:stop], size, channels)
-    return images, f"{cfg['dataset']} {split}[{start}:{stop or ''}] ({len(images)} images)", \
+    unseen = ", the training images the score classifier never learned from" if judge_unseen else ""
+    return images, f"{cfg['dataset']} {split}[{start}:{stop or ''}] ({len(images)} images{unseen})", \
         f"{cfg['dataset']}_{split}_{start}_{stop}_{size}px"
 
 
@@ -491,7 +498,7 @@ def _score_one(path, n=10000, features=None, real=None, images=None, batch_size=
         what = f"{images}" if images is not None else f"{n} samples"
         fake = (_score_images(gen, images, "--images")[0] if images is not None
                 else _as_uint8(gen(gen.noise(n, seed), batch_size), gen.value_range))
-        sets.append(("", what, fake, *_score_images(gen, real, "--real")))
+        sets.append(("", what, fake, *_score_images(gen, real, "--real", judge_unseen=space == "classifier")))
     measure = _classifier_scores if space == "classifier" else _inception_scores
     scores = {"step": model.state.get("step")}
     if not quiet:

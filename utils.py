@@ -810,6 +810,12 @@ class ScoreClassifier(torch.nn.Module):
         return self.head(features), features
 
 
+def judge_cut(n_train: int) -> int:
+    """Where the score classifier's part of a training file ends: it learns from the first 5/6;
+    the rest, images it never saw, is its held-out test and the classifier space's reference."""
+    return n_train * 5 // 6
+
+
 def score_classifier(dataset: str, data_root, device, epochs: int = 3, seed: int = 0):
     """The data set's ScoreClassifier, trained the first time it is asked for (on the first 5/6
     of the training file, its held-out accuracy measured on the last 1/6) and cached as
@@ -822,7 +828,7 @@ def score_classifier(dataset: str, data_root, device, epochs: int = 3, seed: int
         if state["n_images"] == len(images):
             classifier.load_state_dict(state["weights"])
             return classifier.to(device).eval(), state["accuracy"]
-    cut = len(images) * 5 // 6
+    cut = judge_cut(len(images))
     x = images.unsqueeze(1).to(device)
     y = labels.to(device)
     generator = torch.Generator().manual_seed(seed)
