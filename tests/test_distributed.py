@@ -18,6 +18,7 @@ import torch
 import torch.multiprocessing as mp
 
 import dcgan
+import sampler
 import utils
 import wgan_gp
 from conftest import ROOT
@@ -116,6 +117,9 @@ def test_two_processes_train_as_one_run_and_resume_exactly(script, tmp_path, mni
     assert {"checkpoints/epoch_001.pt", "checkpoints/epoch_002.pt", "checkpoints/last.pt", "losses.csv",
             "progress.gif", "samples/epoch_001.png", "samples/epoch_002.png"} <= set(files(out))
     straight, straight_weights = rows(out), utils.load_checkpoint(out / "checkpoints" / "last.pt")["models"]
+    if script != "cyclegan":  # an ordinary checkpoint: the sampler reads it
+        sampler.sample(str(out / "checkpoints" / "last.pt"), n=4, out=str(tmp_path / "grid.png"), device="cpu")
+        assert (tmp_path / "grid.png").exists()
     ckpt = utils.load_checkpoint(out / "checkpoints" / "epoch_001.pt")
     assert len(ckpt["ranks"]) == 1 and ckpt["step"] == len(rank0["fingerprints"]) // 2
 
