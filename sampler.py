@@ -557,7 +557,10 @@ def score(ckpt, n=10000, features=None, real=None, images=None, batch_size=500, 
     fig, axes = plt.subplots(1, len(plotted), figsize=(4.5 * len(plotted), 3.5), squeeze=False)
     for ax, key in zip(axes[0], plotted):
         ax.plot([r["step"] for r in rows], [r[key] for r in rows], marker="o")
-        ax.set_xlabel("step"), ax.set_title(key.replace("_", " ")), ax.grid(alpha=0.3)
+        ax.set_xlabel("step"), ax.set_title(key.replace("_is", " IS").replace("_fid", " FID").replace("_", " "))
+        ax.grid(alpha=0.3)
+        if key.endswith("_fid"):
+            ax.set_yscale("log")  # early checkpoints are orders of magnitude worse
     fig.tight_layout()
     fig.savefig(folder / "scores.png", dpi=100)
     plt.close(fig)
