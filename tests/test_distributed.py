@@ -25,8 +25,8 @@ from conftest import ROOT
 
 WORLD = 2
 RUNS = {  # script -> flags for a few steps on the tests' 320/64 synthetic digits
-    "dcgan": ["--batch-size", "32", "--log-every", "4", "--sample-size", "4", "--epochs", "2", "--save-every", "1"],
-    "wgan_gp": ["--batch-size", "16", "--n-critic", "2", "--log-every", "3", "--sample-size", "4", "--epochs", "2",
+    "dcgan": ["--batch-size", "64", "--log-every", "4", "--sample-size", "4", "--epochs", "2", "--save-every", "1"],
+    "wgan_gp": ["--batch-size", "32", "--n-critic", "2", "--log-every", "2", "--sample-size", "4", "--epochs", "2",
                 "--steps", "100", "--save-every", "1"],
     "cyclegan": ["--ngf", "4", "--ndf", "4", "--n-blocks", "1", "--batch-size", "4", "--pool-size", "4", "--log-every", "3",
                  "--classifier-steps", "5", "--train-range", "train:0:64", "--eval-range", "test:0:16", "--epochs", "2",
@@ -142,10 +142,10 @@ def test_two_processes_train_as_one_run_and_resume_exactly(script, tmp_path, mni
 def test_ctrl_c_ends_every_process_and_keeps_the_last_complete_checkpoint(tmp_path, mnist_root):
     out = tmp_path / "run"
     argv = ["--data-root", str(mnist_root), "--out", str(out), *RUNS["dcgan"]]
-    rank0, rank1 = launch(tmp_path, "dcgan", argv, out, fail_at=(13, "ctrl-c"))  # 10 steps an epoch: in epoch 2
-    assert rank0["exit"] == (f"error: interrupted at step 12; the last complete checkpoint is "
+    rank0, rank1 = launch(tmp_path, "dcgan", argv, out, fail_at=(8, "ctrl-c"))  # 5 steps an epoch: in epoch 2
+    assert rank0["exit"] == (f"error: interrupted at step 7; the last complete checkpoint is "
                              f"{out / 'checkpoints' / 'last.pt'} (continue with --resume)")
-    assert rank1["exit"] == "1" and utils.load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 10
+    assert rank1["exit"] == "1" and utils.load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 5
 
 
 def test_a_crashed_rank_ends_the_others_with_one_line(tmp_path, mnist_root):
