@@ -453,14 +453,24 @@ def as_digits(cfg, images):
 
 
 def score_sets(cfg, n, device):
-    """The sampler's score: for each direction, (up to n held-out images to translate, the
-    training images of the domain it translates into, that domain's held-out images), uint8.
-    Folders have no held-out part: their first 500 images stand in."""
+    """The sampler's score: for each direction, (up to n held-out images to translate, the images
+    of the domain it translates into that they are compared with, that domain's held-out images,
+    what the compared-with images are), uint8. For digits, the comparison is with the training
+    file's digits that the score classifier never learned from (sampler.py score explains why),
+    drawn in the target domain's style; folders have no held-out part: their first 500 images
+    stand in, compared with up to 10,000 of the other folder's."""
     domains, _, (a, _, b, _) = load_data(cfg, device)
     if cfg["folder_a"]:
         domains = [torch.stack([d[i][0] for i in range(min(10_000, len(d)))]).add(1).mul(127.5).round()
                    .to(torch.uint8) for d in domains]
-    return {"a2b": (a[:n], domains[1], b[:n]), "b2a": (b[:n], domains[0], a[:n])}
+        name = "the other folder's images ({})"
+    else:
+        train = utils.load_mnist_family(cfg["dataset"], cfg["data_root"], train=True)[0].unsqueeze(1).to(device)
+        unseen = pad_to_32(train[utils.judge_cut(len(train)):])
+        domains = [unseen, colourize(unseen, torch.Generator().manual_seed(cfg["seed"] * 2 + 2))]
+        name = "{} training-file digits the score classifier never learned from, in the other domain's style"
+    return {"a2b": (a[:n], domains[1], b[:n], name.format(len(domains[1]))),
+            "b2a": (b[:n], domains[0], a[:n], name.format(len(domains[0])))}
 
 
 # --------------------------------------------------------------------------- main

@@ -480,19 +480,19 @@ def _score_one(path, n=10000, features=None, real=None, images=None, batch_size=
     sets = []  # (metric-name prefix, what is scored, its images, the real images, what they are, cache key)
     if model.can("TRANSLATIONS", "score_sets"):
         if images is not None or real is not None:
-            utils.die(f"score: {model.name}.py is scored on its own held-out images against the other domain's "
-                      f"training images; --images and --real are for generators")
-        for direction, (inputs, target, target_held_out) in model.script.score_sets(model.cfg, n, model.device).items():
+            utils.die(f"score: {model.name}.py is scored on its own held-out images against images of the other "
+                      f"domain; --images and --real are for generators")
+        for direction, (inputs, target, target_held_out, reference) in model.script.score_sets(
+                model.cfg, n, model.device).items():
             there = model.module("build_translator", model.script.TRANSLATIONS[direction])
             inputs = _fit(inputs.cpu(), model.cfg["image_size"], model.cfg["channels"])
             with torch.no_grad():
                 translated = torch.cat([_as_uint8(there(model.to_model_range(x)), model.value_range)
                                         for x in inputs.split(batch_size)])
-            reference = f"the other domain's training images ({len(target)})"
             sets += [(f"{direction}_", f"{direction}: {len(inputs)} held-out images translated", translated,
                       target, reference, None),
                      (f"{direction}_real_", f"{direction}: {len(target_held_out)} real held-out images of the other "
-                      f"domain (the reference)", target_held_out.cpu(), target, reference, None)]
+                      f"domain (for comparison)", target_held_out.cpu(), target, reference, None)]
     else:
         gen = Generator(path, device)
         what = f"{images}" if images is not None else f"{n} samples"
