@@ -98,9 +98,10 @@ MONTAGE
 
 make_mnist_split
 MNIST=(--train-range train:0:8000)
-for name in "${@:-dcgan-mnist gan_mlp-mnist gan_maxout-mnist wgan_gp-mnist infogan-mnist bigan-mnist cyclegan-mnist
-                dcgan-fashion gan_mlp-fashion gan_maxout-fashion wgan_gp-fashion infogan-fashion bigan-fashion cyclegan-fashion
-                montage-mnist montage-fashion}"; do
+[ $# -gt 0 ] || set -- dcgan-mnist gan_mlp-mnist gan_maxout-mnist wgan_gp-mnist infogan-mnist bigan-mnist cyclegan-mnist \
+    dcgan-fashion gan_mlp-fashion gan_maxout-fashion wgan_gp-fashion infogan-fashion bigan-fashion cyclegan-fashion \
+    montage-mnist montage-fashion
+for name in "$@"; do
     case $name in
     dcgan-mnist)      row "$name" test:0:2000 dcgan.py "${MNIST[@]}" --epochs 25 --amp --save-every 5
                       "$PY" sampler.py score --ckpt "$OUT/$name/checkpoints" --device "$DEVICE" > "$OUT/$name.scores.log" 2>&1 ;;
