@@ -3,7 +3,7 @@
 Each helper is small and stands alone, so a script reads fine without opening this file:
 
     die(msg)                        one clear line on stderr, exit status 1
-    one_line_errors                 decorator for main(): out of memory, unwritable paths -> one line
+    one_line_errors                 decorator for main(): out of memory, unwritable paths, a lost peer -> one line
     ArgumentParser                  argparse that reports bad flags in one line
     add_run_flags(parser, script)   --device --amp --compile --seed --out --resume --save-every --log-every
     positive_int / positive_float   argparse types that refuse 0 and negatives
@@ -12,7 +12,7 @@ Each helper is small and stands alone, so a script reads fine without opening th
     eval_config(build, argv, ...)   --eval-... --ckpt PATH: the checkpoint's config, checkpoint, device
     pick_device / setup_device      "auto" | "cpu" | "cuda" -> torch.device; seeds and fast math
     Distributed / setup_distributed under torchrun: this process's rank, the process group
-    distribute / shard / no_sync / unwrap   DistributedDataParallel, each rank's share of a batch
+    distribute / shard / no_sync / unwrap / end_distributed   DistributedDataParallel, each rank's share of a batch
     seed_everything(seed)           Python, NumPy and torch RNGs
     rng_state() / set_rng_state()   capture and restore those RNGs (for exact resume)
     make_run_dir(script, cfg)       runs/<script>/<dataset>-<time>/ (or --out, or the resumed run's)
@@ -26,7 +26,7 @@ Each helper is small and stands alone, so a script reads fine without opening th
                                     (averaged over processes under torchrun, written by rank 0)
     save_on_interrupt(log, save)    Ctrl-C: write the last checkpoint, then exit with one line
     load_mnist_family / load_mnist_range / load_cifar10 / load_image_folder   datasets, offline errors
-    ScoreClassifier / score_classifier   the 28x28 data sets' judge for sampler.py score (trained once, cached)
+    ScoreClassifier / score_classifier / judge_cut   the 28x28 data sets' judge for sampler.py score (trained once, cached)
     classifier_outputs / feature_statistics / frechet_distance / inception_score / class_histogram   the metrics
 """
 from __future__ import annotations
