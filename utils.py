@@ -28,6 +28,7 @@ Each helper is small and stands alone, so a script reads fine without opening th
     load_mnist_family / load_mnist_range / load_cifar10 / load_image_folder   datasets, offline errors
     ScoreClassifier / score_classifier / judge_cut   the 28x28 data sets' judge for sampler.py score (trained once, cached)
     classifier_outputs / feature_statistics / frechet_distance / inception_score / class_histogram   the metrics
+    inception_weights / inception_metrics   torch-fidelity's Inception-v3: its weights file (one line offline), IS/FID/KID
 """
 from __future__ import annotations
 
