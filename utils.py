@@ -52,6 +52,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 REPO_ID = "gan-reference"  # stamped in every checkpoint so foreign files are refused
 CHECKPOINT_FORMAT = 1
@@ -284,7 +285,6 @@ def distribute(ddp: Distributed, *modules, sync_bn: bool = False):
     made SyncBatchNorm if sync_bn. Launched plainly: the modules as they are."""
     if not ddp.torchrun:
         return modules
-    from torch.nn.parallel import DistributedDataParallel
     # DDP warns when a gradient's strides differ from its bucket's even where they cannot matter, in
     # a dimension of size 1 (wgan_gp's double backward gives its 1-channel conv such a gradient);
     # DDP copies it into the bucket and the values are right
@@ -310,7 +310,6 @@ def no_sync(module):
 def unwrap(module):
     """The module inside DistributedDataParallel: a forward through it takes no part in DDP's
     gradient averaging (what a frozen D in G's step needs: DDP would wait for D's gradients)."""
-    from torch.nn.parallel import DistributedDataParallel
     return module.module if isinstance(module, DistributedDataParallel) else module
 
 
