@@ -272,6 +272,9 @@ def setup_distributed(cfg: dict) -> Distributed:
         if cfg.get(name) and cfg[name] % ddp.world:
             die(f"--{name.replace('_', '-')} {cfg[name]} is the global batch and does not split evenly over "
                 f"{ddp.world} processes; make it a multiple of {ddp.world}")
+    if cuda and ddp.local_rank >= torch.cuda.device_count():
+        die(f"process {ddp.local_rank} of this machine has no GPU of its own ({torch.cuda.device_count()} visible); "
+            f"start at most {torch.cuda.device_count()} processes per machine (--nproc_per_node)")
     if ddp.torchrun and not torch.distributed.is_initialized():
         if cuda:
             torch.cuda.set_device(ddp.local_rank)

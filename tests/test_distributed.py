@@ -209,3 +209,14 @@ def test_sync_bn_needs_torchrun_and_cuda(tmp_path, mnist_root):
     with pytest.raises(SystemExit, match="--sync-bn synchronises batch norm across the processes of a torchrun job"):
         dcgan.main(["--data-root", str(mnist_root), "--out", str(tmp_path / "run"), "--sync-bn", "--steps", "1"])
     assert not (tmp_path / "run").exists()
+
+
+def test_more_processes_than_gpus_is_refused_in_one_line(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for name, value in {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit, match=r"process 1 of this machine has no GPU of its own \(1 visible\); start at most "
+                                         r"1 processes per machine \(--nproc_per_node\)"):
+        utils.setup_distributed({"device": "cuda", "batch_size": 64})
+    assert not torch.distributed.is_initialized()
