@@ -459,12 +459,13 @@ def score_sets(cfg, n, device):
     file's digits that the score classifier never learned from (sampler.py score explains why),
     drawn in the target domain's style; folders have no held-out part: their first 500 images
     stand in, compared with up to 10,000 of the other folder's."""
-    domains, _, (a, _, b, _) = load_data(cfg, device)
     if cfg["folder_a"]:
+        domains, _, (a, _, b, _) = load_data(cfg, device)
         domains = [torch.stack([d[i][0] for i in range(min(10_000, len(d)))]).add(1).mul(127.5).round()
                    .to(torch.uint8) for d in domains]
         name = "the other folder's images ({})"
     else:
+        a, _, b, _ = load_domains(cfg, "eval_range", device)
         train = utils.load_mnist_family(cfg["dataset"], cfg["data_root"], train=True)[0].unsqueeze(1).to(device)
         unseen = pad_to_32(train[utils.judge_cut(len(train)):])
         domains = [unseen, colourize(unseen, torch.Generator().manual_seed(cfg["seed"] * 2 + 2))]
