@@ -32,6 +32,7 @@ Writes, under runs/bigan/<dataset>-<time>/ (or --out):
   checkpoints/last.pt              after every epoch and on Ctrl-C; epoch_XXX.pt every --save-every
 and prints the linear-probe and 1-NN accuracies of E and of a random E at the end.
 """
+
 import math
 import time
 
@@ -54,46 +55,89 @@ def build_parser():
     data = p.add_argument_group("data")
     data.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"], help="28x28 grey images")
     data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
-    data.add_argument("--train-range", type=utils.data_range, default="train:0:60000",
-                      help="images trained on (and on which the probes are fitted)")
-    data.add_argument("--eval-range", type=utils.data_range, default="test:0:10000",
-                      help="held-out labelled images on which the probes are scored")
+    data.add_argument(
+        "--train-range",
+        type=utils.data_range,
+        default="train:0:60000",
+        help="images trained on (and on which the probes are fitted)",
+    )
+    data.add_argument(
+        "--eval-range",
+        type=utils.data_range,
+        default="test:0:10000",
+        help="held-out labelled images on which the probes are scored",
+    )
 
     model = p.add_argument_group("model (Appendix C.1; net.py mnist_mlp)")
     model.add_argument("--z-dim", type=utils.positive_int, default=50, help="size of z, and of E's output")
-    model.add_argument("--noise", default="normal", choices=["normal", "uniform"],
-                       help="z ~ N(0, 1) (the replication's) or U(-1, 1) (the paper's)")
+    model.add_argument(
+        "--noise",
+        default="normal",
+        choices=["normal", "uniform"],
+        help="z ~ N(0, 1) (the replication's) or U(-1, 1) (the paper's)",
+    )
     model.add_argument("--hidden", type=utils.positive_int, default=1024, help="units of every hidden layer")
 
     optim = p.add_argument_group("optimisation")
-    optim.add_argument("--epochs", type=utils.positive_int, default=400,
-                       help="passes over the training images (the authors: 200 + 200 of decay)")
-    optim.add_argument("--constant-epochs", type=int, default=0,
-                       help="keep the learning rate constant this many epochs, then decay it linearly to 0 by the "
-                            "last one (0: decay over the whole run; the authors' code: 200 of 400)")
+    optim.add_argument(
+        "--epochs",
+        type=utils.positive_int,
+        default=400,
+        help="passes over the training images (the authors: 200 + 200 of decay)",
+    )
+    optim.add_argument(
+        "--constant-epochs",
+        type=int,
+        default=0,
+        help="keep the learning rate constant this many epochs, then decay it linearly to 0 by the "
+        "last one (0: decay over the whole run; the authors' code: 200 of 400)",
+    )
     optim.add_argument("--batch-size", type=utils.positive_int, default=128, help="images per step")
     optim.add_argument("--lr", type=utils.positive_float, default=2e-4, help="Adam learning rate of G, E and D")
     optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     optim.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
-    optim.add_argument("--weight-decay", type=float, default=2.5e-5,
-                       help="L2 penalty on all weights (the replication's; 0 for none)")
-    optim.add_argument("--loss", default="non-saturating", choices=["non-saturating", "minimax"],
-                       help="G and E's loss: fool D with flipped labels, or minimise -(D's loss)")
-    optim.add_argument("--steps", type=utils.positive_int, default=None,
-                       help="stop after this many optimizer steps in total (for smoke tests and benchmarks)")
+    optim.add_argument(
+        "--weight-decay", type=float, default=2.5e-5, help="L2 penalty on all weights (the replication's; 0 for none)"
+    )
+    optim.add_argument(
+        "--loss",
+        default="non-saturating",
+        choices=["non-saturating", "minimax"],
+        help="G and E's loss: fool D with flipped labels, or minimise -(D's loss)",
+    )
+    optim.add_argument(
+        "--steps",
+        type=utils.positive_int,
+        default=None,
+        help="stop after this many optimizer steps in total (for smoke tests and benchmarks)",
+    )
 
     utils.add_run_flags(p, SCRIPT, compile_help="torch.compile G, E and D; 'reduce-overhead' also captures CUDA graphs")
     run = p.add_argument_group("outputs and evaluation")
     run.add_argument("--sample-size", type=utils.positive_int, default=64, help="samples in each epoch's grid")
-    run.add_argument("--eval-probe", action="store_true",
-                     help="print the linear-probe and 1-NN accuracies of --ckpt's encoder and of a random one, and exit")
+    run.add_argument(
+        "--eval-probe",
+        action="store_true",
+        help="print the linear-probe and 1-NN accuracies of --ckpt's encoder and of a random one, and exit",
+    )
     run.add_argument("--ckpt", default=None, help="checkpoint to evaluate with --eval-probe")
     return p
 
 
 # flags that may change when a run is resumed or evaluated; everything else must match the checkpoint
-RESUMABLE = {"epochs", "steps", "device", "amp", "compile", "data_root", "save_every", "log_every",
-             "eval_range", "eval_probe", "ckpt"}
+RESUMABLE = {
+    "epochs",
+    "steps",
+    "device",
+    "amp",
+    "compile",
+    "data_root",
+    "save_every",
+    "log_every",
+    "eval_range",
+    "eval_probe",
+    "ckpt",
+}
 
 
 # --------------------------------------------------------------------------- models
@@ -128,8 +172,11 @@ class Encoder(nn.Module):
         super().__init__()
         self.body = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(28 * 28, hidden), nn.LeakyReLU(0.2, True),
-            nn.Linear(hidden, hidden, bias=False), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2, True),
+            nn.Linear(28 * 28, hidden),
+            nn.LeakyReLU(0.2, True),
+            nn.Linear(hidden, hidden, bias=False),
+            nn.BatchNorm1d(hidden),
+            nn.LeakyReLU(0.2, True),
         )
         self.out = nn.Linear(hidden, z_dim)
 
@@ -181,7 +228,7 @@ def epoch_batches(data, cfg, epoch, start_batch, device):
     """One epoch of batches in [0, 1], in a random order fixed by (seed, epoch), from start_batch on."""
     bs = cfg["batch_size"]
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
-    for idx in order[start_batch * bs: len(data) // bs * bs].to(device).split(bs):
+    for idx in order[start_batch * bs : len(data) // bs * bs].to(device).split(bs):
         yield data[idx].float().div_(255.0)
 
 
@@ -208,8 +255,9 @@ def train_step(G, E, D, opt_ge, opt_d, real, z, cfg):
         fake, code = G(z), E(real)
         real_logits = D(real, code.detach())  # D learns here; G and E do not
         fake_logits = D(fake.detach(), z)
-        d_loss = (F.binary_cross_entropy_with_logits(real_logits.float(), torch.ones_like(real_logits, dtype=torch.float))
-                  + F.binary_cross_entropy_with_logits(fake_logits.float(), torch.zeros_like(fake_logits, dtype=torch.float)))
+        d_loss = F.binary_cross_entropy_with_logits(
+            real_logits.float(), torch.ones_like(real_logits, dtype=torch.float)
+        ) + F.binary_cross_entropy_with_logits(fake_logits.float(), torch.zeros_like(fake_logits, dtype=torch.float))
     d_loss.backward()
     opt_d.step()
     opt_d.zero_grad(set_to_none=True)
@@ -218,18 +266,26 @@ def train_step(G, E, D, opt_ge, opt_d, real, z, cfg):
     with autocast:
         real_logits_ge, fake_logits_ge = D(real, code).float(), D(fake, z).float()
         if cfg["loss"] == "non-saturating":  # D's labels flipped: strong gradients while D wins
-            ge_loss = (F.binary_cross_entropy_with_logits(real_logits_ge, torch.zeros_like(real_logits_ge))
-                       + F.binary_cross_entropy_with_logits(fake_logits_ge, torch.ones_like(fake_logits_ge)))
+            ge_loss = F.binary_cross_entropy_with_logits(
+                real_logits_ge, torch.zeros_like(real_logits_ge)
+            ) + F.binary_cross_entropy_with_logits(fake_logits_ge, torch.ones_like(fake_logits_ge))
         else:
-            ge_loss = -(F.binary_cross_entropy_with_logits(real_logits_ge, torch.ones_like(real_logits_ge))
-                        + F.binary_cross_entropy_with_logits(fake_logits_ge, torch.zeros_like(fake_logits_ge)))
+            ge_loss = -(
+                F.binary_cross_entropy_with_logits(real_logits_ge, torch.ones_like(real_logits_ge))
+                + F.binary_cross_entropy_with_logits(fake_logits_ge, torch.zeros_like(fake_logits_ge))
+            )
     ge_loss.backward()
     opt_ge.step()
     opt_ge.zero_grad(set_to_none=True)
     D.requires_grad_(True)
 
-    return torch.stack([d_loss, ge_loss, torch.sigmoid(real_logits).float().mean(),
-                        torch.sigmoid(fake_logits).float().mean()]).detach().float()
+    return (
+        torch.stack(
+            [d_loss, ge_loss, torch.sigmoid(real_logits).float().mean(), torch.sigmoid(fake_logits).float().mean()]
+        )
+        .detach()
+        .float()
+    )
 
 
 @torch.no_grad()
@@ -288,8 +344,9 @@ def linear_probe(train_x, train_y, test_x, test_y, l2=1e-4, iterations=300):
     n_classes = int(max(train_y.max(), test_y.max())) + 1
     linear = nn.Linear(train_x.shape[1], n_classes).to(train_x.device)
     nn.init.zeros_(linear.weight)
-    optimizer = torch.optim.LBFGS(linear.parameters(), lr=1, max_iter=iterations, history_size=20,
-                                  line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        linear.parameters(), lr=1, max_iter=iterations, history_size=20, line_search_fn="strong_wolfe"
+    )
 
     def closure():
         optimizer.zero_grad()
@@ -325,12 +382,20 @@ def probe(E, cfg, train, held_out, device):
 
 def describe_probe(cfg, results, step, seconds):
     span = lambda which: f"{cfg['dataset']} {':'.join(map(str, cfg[which]))}"
-    lines = [f"probes after {step} steps: fitted on {span('train_range')}, scored on {span('eval_range')} "
-             f"(features standardized; 'code' = E(x), {cfg['z_dim']}-d; 'hidden' = E's last hidden layer, "
-             f"{cfg['hidden']}-d) [{seconds:.0f} s]"]
+    lines = [
+        f"probes after {step} steps: fitted on {span('train_range')}, scored on {span('eval_range')} "
+        f"(features standardized; 'code' = E(x), {cfg['z_dim']}-d; 'hidden' = E's last hidden layer, "
+        f"{cfg['hidden']}-d) [{seconds:.0f} s]"
+    ]
     for encoder in ("BiGAN E", "random E"):
-        lines.append(f"  {encoder:9s}" + "".join(f"  {layer} {kind} {100 * results[encoder, layer, kind]:.2f}%"
-                                                for layer in PROBE_LAYERS for kind in ("linear", "1-NN")))
+        lines.append(
+            f"  {encoder:9s}"
+            + "".join(
+                f"  {layer} {kind} {100 * results[encoder, layer, kind]:.2f}%"
+                for layer in PROBE_LAYERS
+                for kind in ("linear", "1-NN")
+            )
+        )
     return "\n".join(lines)
 
 
@@ -354,8 +419,10 @@ def check_flags(cfg):
     if cfg["weight_decay"] < 0:
         utils.die(f"--weight-decay must be 0 or more, got {cfg['weight_decay']}")
     if not 0 <= cfg["constant_epochs"] < cfg["epochs"]:
-        utils.die(f"--constant-epochs must be 0 or more and less than --epochs ({cfg['epochs']}), "
-                  f"got {cfg['constant_epochs']}")
+        utils.die(
+            f"--constant-epochs must be 0 or more and less than --epochs ({cfg['epochs']}), "
+            f"got {cfg['constant_epochs']}"
+        )
 
 
 @utils.one_line_errors
@@ -387,18 +454,38 @@ def main(argv=None):
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
     G_train, E_train, D_train = utils.compile_models(cfg["compile"], G, E, D)
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
-    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, every=cfg["log_every"], images_per_step=cfg["batch_size"],
-                            total_steps=total_steps, step=step, resumed=ckpt is not None, status=STATUS,
-                            extra_columns=["lr"], extra=lambda: {"lr": opt_d.param_groups[0]["lr"]})
+    log = utils.TrainingLog(
+        run_dir,
+        LOSS_COLUMNS,
+        every=cfg["log_every"],
+        images_per_step=cfg["batch_size"],
+        total_steps=total_steps,
+        step=step,
+        resumed=ckpt is not None,
+        status=STATUS,
+        extra_columns=["lr"],
+        extra=lambda: {"lr": opt_d.param_groups[0]["lr"]},
+    )
 
     def checkpoint(name):
         path = run_dir / "checkpoints" / name
-        utils.save_training_state(path, SCRIPT, cfg, models, optimizers,
-                                  epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
+        utils.save_training_state(
+            path,
+            SCRIPT,
+            cfg,
+            models,
+            optimizers,
+            epoch=epoch,
+            epoch_step=epoch_step,
+            step=step,
+            fixed_noise=fixed_noise,
+        )
         return path
 
-    print(f"bigan: {len(data)} {cfg['dataset']} images ({':'.join(map(str, cfg['train_range']))}) on {device}, "
-          f"z {cfg['z_dim']}-d {cfg['noise']}, {steps_per_epoch} steps/epoch, writing to {run_dir}")
+    print(
+        f"bigan: {len(data)} {cfg['dataset']} images ({':'.join(map(str, cfg['train_range']))}) on {device}, "
+        f"z {cfg['z_dim']}-d {cfg['noise']}, {steps_per_epoch} steps/epoch, writing to {run_dir}"
+    )
     with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
         while step < total_steps:
             for real in epoch_batches(data, cfg, epoch, epoch_step, device):
@@ -422,7 +509,9 @@ def main(argv=None):
     began = time.perf_counter()
     results = probe(E, cfg, (data, labels), held_out, device)
     print(describe_probe(cfg, results, step, time.perf_counter() - began))
-    print(f"done: {step} steps; samples, reconstructions, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")
+    print(
+        f"done: {step} steps; samples, reconstructions, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}"
+    )
     return run_dir
 
 

@@ -36,6 +36,7 @@ Writes, under runs/cyclegan/<dataset>-<time>/ (or --out):
 and prints, on held-out images, the cycle errors each way and (for digits) how often a digit
 classifier still reads the same digit after translation.
 """
+
 import math
 import time
 
@@ -54,63 +55,132 @@ TRANSLATIONS = {"a2b": "G", "b2a": "F"}  # the sampler's translate: direction ->
 
 # --------------------------------------------------------------------------- hyper-parameters
 def build_parser():
-    p = utils.ArgumentParser(description="CycleGAN (Zhu et al. 2017): unpaired translation, grey <-> colour "
-                                         "MNIST or two folders of images.")
+    p = utils.ArgumentParser(
+        description="CycleGAN (Zhu et al. 2017): unpaired translation, grey <-> colour MNIST or two folders of images."
+    )
     data = p.add_argument_group("data")
-    data.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"],
-                      help="digits (or garments): A grey, B coloured; ignored with --folder-a/--folder-b")
+    data.add_argument(
+        "--dataset",
+        default="mnist",
+        choices=["mnist", "fashion-mnist"],
+        help="digits (or garments): A grey, B coloured; ignored with --folder-a/--folder-b",
+    )
     data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
-    data.add_argument("--train-range", type=utils.data_range, default="train:0:60000",
-                      help="training images: the first half becomes domain A, the second half domain B")
-    data.add_argument("--eval-range", type=utils.data_range, default="test:0:10000",
-                      help="held-out images, split in halves the same way: the grids and the scores")
+    data.add_argument(
+        "--train-range",
+        type=utils.data_range,
+        default="train:0:60000",
+        help="training images: the first half becomes domain A, the second half domain B",
+    )
+    data.add_argument(
+        "--eval-range",
+        type=utils.data_range,
+        default="test:0:10000",
+        help="held-out images, split in halves the same way: the grids and the scores",
+    )
     data.add_argument("--folder-a", default=None, help="a folder of domain-A images (with --folder-b)")
     data.add_argument("--folder-b", default=None, help="a folder of domain-B images (with --folder-a)")
-    data.add_argument("--image-size", type=utils.positive_int, default=None,
-                      help="images are resized to this; default 32 for digits, 256 (the paper's) for folders")
+    data.add_argument(
+        "--image-size",
+        type=utils.positive_int,
+        default=None,
+        help="images are resized to this; default 32 for digits, 256 (the paper's) for folders",
+    )
     data.add_argument("--workers", type=int, default=4, help="DataLoader worker processes for folders")
 
     model = p.add_argument_group("model (networks.py)")
     model.add_argument("--ngf", type=utils.positive_int, default=64, help="filters of G's and F's first layer")
     model.add_argument("--ndf", type=utils.positive_int, default=64, help="filters of the discriminators' first layer")
-    model.add_argument("--n-blocks", type=utils.positive_int, default=None,
-                       help="residual blocks in G and F (the paper: 6 up to 128x128, 9 at 256x256)")
-    model.add_argument("--d-layers", type=utils.positive_int, default=2,
-                       help="stride-2 layers of the PatchGAN: 3 = the paper's 70x70 patches (for 256x256), "
-                            "2 = 34x34 patches (the default at 32x32), 1 = 16x16")
-    model.add_argument("--norm", default="instance", choices=["instance", "batch", "none"],
-                       help="normalisation in all four networks (the paper: instance; it normalises away each "
-                            "image's per-channel mean and scale, so nets see colours poorly: see the README)")
+    model.add_argument(
+        "--n-blocks",
+        type=utils.positive_int,
+        default=None,
+        help="residual blocks in G and F (the paper: 6 up to 128x128, 9 at 256x256)",
+    )
+    model.add_argument(
+        "--d-layers",
+        type=utils.positive_int,
+        default=2,
+        help="stride-2 layers of the PatchGAN: 3 = the paper's 70x70 patches (for 256x256), "
+        "2 = 34x34 patches (the default at 32x32), 1 = 16x16",
+    )
+    model.add_argument(
+        "--norm",
+        default="instance",
+        choices=["instance", "batch", "none"],
+        help="normalisation in all four networks (the paper: instance; it normalises away each "
+        "image's per-channel mean and scale, so nets see colours poorly: see the README)",
+    )
 
     optim = p.add_argument_group("optimisation (cycle_gan_model.py)")
     optim.add_argument("--epochs", type=utils.positive_int, default=200, help="passes over the training pairs")
-    optim.add_argument("--decay-epochs", type=utils.positive_int, default=100,
-                       help="the learning rate decays linearly to 0 over the last N epochs (constant before)")
-    optim.add_argument("--batch-size", type=utils.positive_int, default=1,
-                       help="image pairs per step (the paper: 1); under torchrun the global batch, split evenly "
-                            "over the processes")
+    optim.add_argument(
+        "--decay-epochs",
+        type=utils.positive_int,
+        default=100,
+        help="the learning rate decays linearly to 0 over the last N epochs (constant before)",
+    )
+    optim.add_argument(
+        "--batch-size",
+        type=utils.positive_int,
+        default=1,
+        help="image pairs per step (the paper: 1); under torchrun the global batch, split evenly over the processes",
+    )
     optim.add_argument("--lr", type=utils.positive_float, default=2e-4, help="Adam learning rate")
     optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     optim.add_argument("--cycle-weight", type=float, default=10.0, help="lambda of each cycle loss")
-    optim.add_argument("--identity", type=float, default=0.5,
-                       help="identity loss weight as a fraction of --cycle-weight (0 turns it off)")
-    optim.add_argument("--pool-size", type=int, default=50, help="generated images kept for the discriminators (0: none)")
-    optim.add_argument("--steps", type=utils.positive_int, default=None,
-                       help="stop after this many optimizer steps in total (for smoke tests and benchmarks)")
+    optim.add_argument(
+        "--identity",
+        type=float,
+        default=0.5,
+        help="identity loss weight as a fraction of --cycle-weight (0 turns it off)",
+    )
+    optim.add_argument(
+        "--pool-size", type=int, default=50, help="generated images kept for the discriminators (0: none)"
+    )
+    optim.add_argument(
+        "--steps",
+        type=utils.positive_int,
+        default=None,
+        help="stop after this many optimizer steps in total (for smoke tests and benchmarks)",
+    )
 
     utils.add_run_flags(p, SCRIPT, save_every=20, compile_help="torch.compile the four networks", distributed=True)
     evaluation = p.add_argument_group("evaluation")
-    evaluation.add_argument("--eval", action="store_true",
-                            help="print the cycle errors and digit accuracies of --ckpt on --eval-range, and exit")
+    evaluation.add_argument(
+        "--eval",
+        action="store_true",
+        help="print the cycle errors and digit accuracies of --ckpt on --eval-range, and exit",
+    )
     evaluation.add_argument("--ckpt", default=None, help="checkpoint to evaluate with --eval")
-    evaluation.add_argument("--classifier-steps", type=utils.positive_int, default=600,
-                            help="batches of 128 the digit classifier that judges translations trains for")
+    evaluation.add_argument(
+        "--classifier-steps",
+        type=utils.positive_int,
+        default=600,
+        help="batches of 128 the digit classifier that judges translations trains for",
+    )
     return p
 
 
 # flags that may change when a run is resumed or evaluated; everything else must match the checkpoint
-RESUMABLE = {"epochs", "steps", "device", "amp", "compile", "data_root", "save_every", "log_every", "workers", "sync_bn",
-             "folder_a", "folder_b", "eval_range", "eval", "ckpt", "classifier_steps"}
+RESUMABLE = {
+    "epochs",
+    "steps",
+    "device",
+    "amp",
+    "compile",
+    "data_root",
+    "save_every",
+    "log_every",
+    "workers",
+    "sync_bn",
+    "folder_a",
+    "folder_b",
+    "eval_range",
+    "eval",
+    "ckpt",
+    "classifier_steps",
+}
 
 
 # --------------------------------------------------------------------------- models
@@ -134,8 +204,11 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels, norm):
         super().__init__()
         self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), *conv_norm_relu(nn.Conv2d(channels, channels, 3), norm),
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), norm(channels),
+            nn.ReflectionPad2d(1),
+            *conv_norm_relu(nn.Conv2d(channels, channels, 3), norm),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3),
+            norm(channels),
         )
 
     def forward(self, x):
@@ -149,13 +222,16 @@ class ResnetGenerator(nn.Module):
     def __init__(self, channels, ngf, n_blocks, norm):
         super().__init__()
         self.net = nn.Sequential(
-            nn.ReflectionPad2d(3), *conv_norm_relu(nn.Conv2d(channels, ngf, 7), norm),               # c7s1-64
-            *conv_norm_relu(nn.Conv2d(ngf, 2 * ngf, 3, stride=2, padding=1), norm),                   # d128
-            *conv_norm_relu(nn.Conv2d(2 * ngf, 4 * ngf, 3, stride=2, padding=1), norm),               # d256
-            *[ResidualBlock(4 * ngf, norm) for _ in range(n_blocks)],                                 # R256
-            *conv_norm_relu(nn.ConvTranspose2d(4 * ngf, 2 * ngf, 3, 2, 1, output_padding=1), norm),   # u128
-            *conv_norm_relu(nn.ConvTranspose2d(2 * ngf, ngf, 3, 2, 1, output_padding=1), norm),       # u64
-            nn.ReflectionPad2d(3), nn.Conv2d(ngf, channels, 7), nn.Tanh(),                              # c7s1-3
+            nn.ReflectionPad2d(3),
+            *conv_norm_relu(nn.Conv2d(channels, ngf, 7), norm),  # c7s1-64
+            *conv_norm_relu(nn.Conv2d(ngf, 2 * ngf, 3, stride=2, padding=1), norm),  # d128
+            *conv_norm_relu(nn.Conv2d(2 * ngf, 4 * ngf, 3, stride=2, padding=1), norm),  # d256
+            *[ResidualBlock(4 * ngf, norm) for _ in range(n_blocks)],  # R256
+            *conv_norm_relu(nn.ConvTranspose2d(4 * ngf, 2 * ngf, 3, 2, 1, output_padding=1), norm),  # u128
+            *conv_norm_relu(nn.ConvTranspose2d(2 * ngf, ngf, 3, 2, 1, output_padding=1), norm),  # u64
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(ngf, channels, 7),
+            nn.Tanh(),  # c7s1-3
         )
 
     def forward(self, x):
@@ -172,9 +248,12 @@ class PatchDiscriminator(nn.Module):
         layers = [nn.Conv2d(channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         width = ndf
         for i in range(1, n_layers + 1):
-            out = ndf * min(2 ** i, 8)
-            layers += [nn.Conv2d(width, out, 4, stride=2 if i < n_layers else 1, padding=1),
-                       norm(out), nn.LeakyReLU(0.2, True)]
+            out = ndf * min(2**i, 8)
+            layers += [
+                nn.Conv2d(width, out, 4, stride=2 if i < n_layers else 1, padding=1),
+                norm(out),
+                nn.LeakyReLU(0.2, True),
+            ]
             width = out
         layers.append(nn.Conv2d(width, 1, 4, stride=1, padding=1))
         self.net = nn.Sequential(*layers)
@@ -272,13 +351,20 @@ def epoch_batches(domains, cfg, epoch, start_batch, device, ddp=utils.Distribute
     streams = []
     for k, data in enumerate(domains):
         seed = cfg["seed"] * 100_003 + epoch + k * 7_919  # A and B: independent orders, hence no pairs
-        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[start_batch * bs: n_batches * bs]
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[
+            start_batch * bs : n_batches * bs
+        ]
         order, share = utils.shard(order, bs, ddp), bs // ddp.world
         if isinstance(data, torch.Tensor):
             streams.append(as_model_input(data[idx]) for idx in order.to(device).split(share))
         else:
-            loader = torch.utils.data.DataLoader(data, batch_size=share, sampler=order.tolist(), num_workers=cfg["workers"],
-                                                 pin_memory=device.type == "cuda")
+            loader = torch.utils.data.DataLoader(
+                data,
+                batch_size=share,
+                sampler=order.tolist(),
+                num_workers=cfg["workers"],
+                pin_memory=device.type == "cuda",
+            )
             streams.append(images.to(device, non_blocking=True) for images, _ in loader)
     yield from zip(*streams)
 
@@ -343,9 +429,12 @@ class DigitClassifier(nn.Module):
     def __init__(self):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, 16, 5, stride=2, padding=2), nn.ReLU(True),    # 16x16
-            nn.Conv2d(16, 32, 5, stride=2, padding=2), nn.ReLU(True),   # 8x8
-            nn.Flatten(), nn.Linear(32 * 8 * 8, 10),
+            nn.Conv2d(1, 16, 5, stride=2, padding=2),
+            nn.ReLU(True),  # 16x16
+            nn.Conv2d(16, 32, 5, stride=2, padding=2),
+            nn.ReLU(True),  # 8x8
+            nn.Flatten(),
+            nn.Linear(32 * 8 * 8, 10),
         )
 
     def forward(self, x):
@@ -361,7 +450,9 @@ def stretch(grey):
 def greyscale(images):
     """RGB in [-1, 1] -> luma (ITU-R 601), contrast-stretched to [0, 1], (N, 1, H, W)."""
     rgb = (images.float() + 1) / 2
-    return stretch((rgb * torch.tensor([0.299, 0.587, 0.114], device=images.device)[:, None, None]).sum(1, keepdim=True))
+    return stretch(
+        (rgb * torch.tensor([0.299, 0.587, 0.114], device=images.device)[:, None, None]).sum(1, keepdim=True)
+    )
 
 
 def train_classifier(images, labels, steps=600, batch_size=128, seed=0):
@@ -392,31 +483,43 @@ def evaluate(G, F_, held_out, classifier=None, batch_size=250):
     classifier and labels, how often it reads the input's digit in G(a) and F(b), beside its
     accuracy on the real grey digits and on the greyscale of the real coloured ones."""
     a, labels_a, b, labels_b = held_out
-    sums = dict.fromkeys(["cycle_a", "cycle_b"] + (["acc_g", "acc_f", "acc_real_a", "acc_real_b"] if classifier else []), 0.0)
+    sums = dict.fromkeys(
+        ["cycle_a", "cycle_b"] + (["acc_g", "acc_f", "acc_real_a", "acc_real_b"] if classifier else []), 0.0
+    )
     G.eval(), F_.eval()
-    for x, y, there_net, back_net, part, kept in ((a, labels_a, G, F_, "a", "acc_g"), (b, labels_b, F_, G, "b", "acc_f")):
+    for x, y, there_net, back_net, part, kept in (
+        (a, labels_a, G, F_, "a", "acc_g"),
+        (b, labels_b, F_, G, "b", "acc_f"),
+    ):
         for idx in torch.arange(len(x), device=x.device).split(batch_size):
             real = as_model_input(x[idx])
             there = there_net(real)
             sums[f"cycle_{part}"] += ((back_net(there).float() - real).abs().mean((1, 2, 3)) / 2).sum().item()
             if classifier is not None:
-                read = lambda images: (classifier(greyscale(images)).argmax(1) == y[idx]).sum().item()
-                sums[kept] += read(there)
-                sums[f"acc_real_{part}"] += read(real)
+                digits = y[idx]
+                sums[kept] += (classifier(greyscale(there)).argmax(1) == digits).sum().item()
+                sums[f"acc_real_{part}"] += (classifier(greyscale(real)).argmax(1) == digits).sum().item()
     G.train(), F_.train()
     size = {"a": len(a), "b": len(b), "g": len(a), "f": len(b)}
     return {k: v / size[k[-1]] for k, v in sums.items()}
 
 
 def describe(cfg, scores, step, seconds):
-    where = (f"{cfg['dataset']} {':'.join(map(str, cfg['eval_range']))} (halves: A grey, B coloured)"
-             if not cfg["folder_a"] else "the first images of each folder")
-    text = (f"held-out scores after {step} steps on {where} [{seconds:.0f} s]: cycle error (mean |x - x'|, pixels "
-            f"in [0, 1]) A->B->A {scores['cycle_a']:.4f}, B->A->B {scores['cycle_b']:.4f}")
+    where = (
+        f"{cfg['dataset']} {':'.join(map(str, cfg['eval_range']))} (halves: A grey, B coloured)"
+        if not cfg["folder_a"]
+        else "the first images of each folder"
+    )
+    text = (
+        f"held-out scores after {step} steps on {where} [{seconds:.0f} s]: cycle error (mean |x - x'|, pixels "
+        f"in [0, 1]) A->B->A {scores['cycle_a']:.4f}, B->A->B {scores['cycle_b']:.4f}"
+    )
     if "acc_g" in scores:
-        text += (f"\n  digit kept (classifier trained on grey training digits): G(a) {100 * scores['acc_g']:.2f}%, "
-                 f"F(b) {100 * scores['acc_f']:.2f}%; the classifier on real a {100 * scores['acc_real_a']:.2f}%, "
-                 f"on real b (greyscale) {100 * scores['acc_real_b']:.2f}%")
+        text += (
+            f"\n  digit kept (classifier trained on grey training digits): G(a) {100 * scores['acc_g']:.2f}%, "
+            f"F(b) {100 * scores['acc_f']:.2f}%; the classifier on real a {100 * scores['acc_real_a']:.2f}%, "
+            f"on real b (greyscale) {100 * scores['acc_real_b']:.2f}%"
+        )
     return text
 
 
@@ -461,17 +564,21 @@ def score_sets(cfg, n, device):
     stand in, compared with up to 10,000 of the other folder's."""
     if cfg["folder_a"]:
         domains, _, (a, _, b, _) = load_data(cfg, device)
-        domains = [torch.stack([d[i][0] for i in range(min(10_000, len(d)))]).add(1).mul(127.5).round()
-                   .to(torch.uint8) for d in domains]
+        domains = [
+            torch.stack([d[i][0] for i in range(min(10_000, len(d)))]).add(1).mul(127.5).round().to(torch.uint8)
+            for d in domains
+        ]
         name = "the other folder's images ({})"
     else:
         a, _, b, _ = load_domains(cfg, "eval_range", device)
         train = utils.load_mnist_family(cfg["dataset"], cfg["data_root"], train=True)[0].unsqueeze(1).to(device)
-        unseen = pad_to_32(train[utils.judge_cut(len(train)):])
+        unseen = pad_to_32(train[utils.judge_cut(len(train)) :])
         domains = [unseen, colourize(unseen, torch.Generator().manual_seed(cfg["seed"] * 2 + 2))]
         name = "{} training-file digits the score classifier never learned from, in the other domain's style"
-    return {"a2b": (a[:n], domains[1], b[:n], name.format(len(domains[1]))),
-            "b2a": (b[:n], domains[0], a[:n], name.format(len(domains[0])))}
+    return {
+        "a2b": (a[:n], domains[1], b[:n], name.format(len(domains[1]))),
+        "b2a": (b[:n], domains[0], a[:n], name.format(len(domains[0]))),
+    }
 
 
 # --------------------------------------------------------------------------- main
@@ -536,21 +643,47 @@ def main(argv=None):
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
     nets_train = utils.distribute(ddp, *utils.compile_models(cfg["compile"], *nets), sync_bn=cfg["sync_bn"])
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
-    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, every=cfg["log_every"], images_per_step=2 * cfg["batch_size"],
-                            total_steps=total_steps, step=step, resumed=ckpt is not None, status=STATUS,
-                            extra_columns=["lr"], extra=lambda: {"lr": opt_g.param_groups[0]["lr"]}, ddp=ddp)
+    log = utils.TrainingLog(
+        run_dir,
+        LOSS_COLUMNS,
+        every=cfg["log_every"],
+        images_per_step=2 * cfg["batch_size"],
+        total_steps=total_steps,
+        step=step,
+        resumed=ckpt is not None,
+        status=STATUS,
+        extra_columns=["lr"],
+        extra=lambda: {"lr": opt_g.param_groups[0]["lr"]},
+        ddp=ddp,
+    )
 
     def checkpoint(name):  # every process calls it; rank 0 writes, with every process's pools
         path = run_dir / "checkpoints" / name
-        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, ddp=ddp, epoch=epoch, epoch_step=epoch_step,
-                                  step=step, per_rank={"pools": [pool.state_dict() for pool in pools]})
+        utils.save_training_state(
+            path,
+            SCRIPT,
+            cfg,
+            models,
+            optimizers,
+            ddp=ddp,
+            epoch=epoch,
+            epoch_step=epoch_step,
+            step=step,
+            per_rank={"pools": [pool.state_dict() for pool in pools]},
+        )
         return path
 
-    source = f"{cfg['folder_a']} <-> {cfg['folder_b']}" if cfg["folder_a"] else \
-        f"{cfg['dataset']} {':'.join(map(str, cfg['train_range']))}: {len(domains[0])} grey / {len(domains[1])} coloured"
-    ddp.print(f"cyclegan: {source}, {cfg['image_size']}x{cfg['image_size']} on {device}"
-              f"{f' x {ddp.world} processes' if ddp.torchrun else ''}, "
-              f"{steps_per_epoch} steps/epoch, writing to {run_dir}")
+    source = (
+        f"{cfg['folder_a']} <-> {cfg['folder_b']}"
+        if cfg["folder_a"]
+        else f"{cfg['dataset']} {':'.join(map(str, cfg['train_range']))}: "
+        f"{len(domains[0])} grey / {len(domains[1])} coloured"
+    )
+    ddp.print(
+        f"cyclegan: {source}, {cfg['image_size']}x{cfg['image_size']} on {device}"
+        f"{f' x {ddp.world} processes' if ddp.torchrun else ''}, "
+        f"{steps_per_epoch} steps/epoch, writing to {run_dir}"
+    )
     with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
         while step < total_steps:
             for real_a, real_b in epoch_batches(domains, cfg, epoch, epoch_step, device, ddp):

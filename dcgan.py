@@ -26,6 +26,7 @@ Writes, under runs/dcgan/<dataset>-<time>/ (or --out):
   losses.csv, losses.png      D and G losses, D(x) and D(G(z)), images/s
   checkpoints/last.pt         after every epoch and on Ctrl-C; epoch_XXX.pt every --save-every
 """
+
 import math
 
 import torch
@@ -45,44 +46,89 @@ STATUS = "D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f}" 
 def build_parser():
     p = utils.ArgumentParser(description="DCGAN (Radford et al. 2015) on MNIST, Fashion-MNIST, CIFAR-10 or a folder.")
     data = p.add_argument_group("data")
-    data.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "cifar10", "folder"],
-                      help="training data; mnist/fashion-mnist/cifar10 are downloaded into --data-root if missing")
+    data.add_argument(
+        "--dataset",
+        default="mnist",
+        choices=["mnist", "fashion-mnist", "cifar10", "folder"],
+        help="training data; mnist/fashion-mnist/cifar10 are downloaded into --data-root if missing",
+    )
     data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
-    data.add_argument("--train-range", type=utils.data_range, default=None,
-                      help="with mnist/fashion-mnist: the images trained on, e.g. test:0:8000 so that test:8000:10000 "
-                           "stays held out for sampler.py score (default: the whole training file)")
-    data.add_argument("--image-folder", default=None, help="with --dataset folder: a folder of images (class subfolders optional)")
-    data.add_argument("--image-size", type=utils.positive_int, default=None,
-                      help="side of the square images: 28 (InfoGAN nets) or a power of two >= 16 (DCGAN nets); "
-                           "default 28 for the MNIST family, 32 for CIFAR-10, 64 for a folder")
+    data.add_argument(
+        "--train-range",
+        type=utils.data_range,
+        default=None,
+        help="with mnist/fashion-mnist: the images trained on, e.g. test:0:8000 so that test:8000:10000 "
+        "stays held out for sampler.py score (default: the whole training file)",
+    )
+    data.add_argument(
+        "--image-folder", default=None, help="with --dataset folder: a folder of images (class subfolders optional)"
+    )
+    data.add_argument(
+        "--image-size",
+        type=utils.positive_int,
+        default=None,
+        help="side of the square images: 28 (InfoGAN nets) or a power of two >= 16 (DCGAN nets); "
+        "default 28 for the MNIST family, 32 for CIFAR-10, 64 for a folder",
+    )
     data.add_argument("--workers", type=int, default=4, help="DataLoader worker processes for --dataset folder")
 
     model = p.add_argument_group("model")
     model.add_argument("--z-dim", type=utils.positive_int, default=100, help="size of the noise vector z (paper: 100)")
-    model.add_argument("--noise", default="uniform", choices=["uniform", "normal"],
-                       help="z ~ uniform in [-1, 1] (paper) or standard normal")
-    model.add_argument("--g-width", type=utils.positive_int, default=64,
-                       help="channels of G's last up-conv; earlier layers double it (DCGAN nets only)")
-    model.add_argument("--d-width", type=utils.positive_int, default=64,
-                       help="channels of D's first conv; later layers double it (DCGAN nets only)")
-    model.add_argument("--spectral-norm", action="store_true",
-                       help="wrap every conv/linear weight of D in spectral normalisation (Miyato et al. 2018), "
-                            "bounding D's Lipschitz constant so its gradients stay useful to G")
+    model.add_argument(
+        "--noise",
+        default="uniform",
+        choices=["uniform", "normal"],
+        help="z ~ uniform in [-1, 1] (paper) or standard normal",
+    )
+    model.add_argument(
+        "--g-width",
+        type=utils.positive_int,
+        default=64,
+        help="channels of G's last up-conv; earlier layers double it (DCGAN nets only)",
+    )
+    model.add_argument(
+        "--d-width",
+        type=utils.positive_int,
+        default=64,
+        help="channels of D's first conv; later layers double it (DCGAN nets only)",
+    )
+    model.add_argument(
+        "--spectral-norm",
+        action="store_true",
+        help="wrap every conv/linear weight of D in spectral normalisation (Miyato et al. 2018), "
+        "bounding D's Lipschitz constant so its gradients stay useful to G",
+    )
 
     optim = p.add_argument_group("optimisation")
     optim.add_argument("--epochs", type=utils.positive_int, default=25, help="passes over the training data")
-    optim.add_argument("--batch-size", type=utils.positive_int, default=128,
-                       help="images per step (paper: 128); under torchrun the global batch, split evenly over the processes")
+    optim.add_argument(
+        "--batch-size",
+        type=utils.positive_int,
+        default=128,
+        help="images per step (paper: 128); under torchrun the global batch, split evenly over the processes",
+    )
     optim.add_argument("--lr-g", type=utils.positive_float, default=2e-4, help="Adam learning rate of G (paper: 2e-4)")
-    optim.add_argument("--lr-d", type=utils.positive_float, default=2e-4,
-                       help="Adam learning rate of D (paper: 2e-4); a larger one than G's is the TTUR of Heusel et al. 2017")
+    optim.add_argument(
+        "--lr-d",
+        type=utils.positive_float,
+        default=2e-4,
+        help="Adam learning rate of D (paper: 2e-4); a larger one than G's is the TTUR of Heusel et al. 2017",
+    )
     optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (paper: 0.5; 0.9 made training oscillate)")
     optim.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
-    optim.add_argument("--real-label", type=float, default=1.0,
-                       help="target for real images in D's loss; 0.9 is one-sided label smoothing "
-                            "(Salimans et al. 2016), which keeps D from growing over-confident")
-    optim.add_argument("--steps", type=utils.positive_int, default=None,
-                       help="stop after this many optimizer steps in total (for smoke tests and benchmarks)")
+    optim.add_argument(
+        "--real-label",
+        type=float,
+        default=1.0,
+        help="target for real images in D's loss; 0.9 is one-sided label smoothing "
+        "(Salimans et al. 2016), which keeps D from growing over-confident",
+    )
+    optim.add_argument(
+        "--steps",
+        type=utils.positive_int,
+        default=None,
+        help="stop after this many optimizer steps in total (for smoke tests and benchmarks)",
+    )
 
     run = utils.add_run_flags(p, SCRIPT, distributed=True)
     run.add_argument("--sample-size", type=utils.positive_int, default=64, help="images in each per-epoch grid")
@@ -90,8 +136,19 @@ def build_parser():
 
 
 # flags that may change when a run is resumed; everything else must match the checkpoint
-RESUMABLE = {"epochs", "steps", "device", "amp", "compile", "data_root", "image_folder",
-             "workers", "save_every", "log_every", "sync_bn"}
+RESUMABLE = {
+    "epochs",
+    "steps",
+    "device",
+    "amp",
+    "compile",
+    "data_root",
+    "image_folder",
+    "workers",
+    "save_every",
+    "log_every",
+    "sync_bn",
+}
 
 
 # --------------------------------------------------------------------------- models
@@ -112,11 +169,18 @@ class InfoGANGenerator(nn.Module):
     def __init__(self, z_dim, channels):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(z_dim, 1024), nn.BatchNorm1d(1024), nn.ReLU(True),
-            nn.Linear(1024, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(True),
+            nn.Linear(z_dim, 1024),
+            nn.BatchNorm1d(1024),
+            nn.ReLU(True),
+            nn.Linear(1024, 128 * 7 * 7),
+            nn.BatchNorm1d(128 * 7 * 7),
+            nn.ReLU(True),
             nn.Unflatten(1, (128, 7, 7)),
-            nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(True),  # 14x14
-            nn.ConvTranspose2d(64, channels, 4, 2, 1), nn.Tanh(),                     # 28x28
+            nn.ConvTranspose2d(128, 64, 4, 2, 1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(True),  # 14x14
+            nn.ConvTranspose2d(64, channels, 4, 2, 1),
+            nn.Tanh(),  # 28x28
         )
 
     def forward(self, z):
@@ -129,10 +193,15 @@ class InfoGANDiscriminator(nn.Module):
     def __init__(self, channels):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(channels, 64, 4, 2, 1), nn.LeakyReLU(0.1, True),                      # 14x14
-            nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.1, True),      # 7x7
+            nn.Conv2d(channels, 64, 4, 2, 1),
+            nn.LeakyReLU(0.1, True),  # 14x14
+            nn.Conv2d(64, 128, 4, 2, 1),
+            nn.BatchNorm2d(128),
+            nn.LeakyReLU(0.1, True),  # 7x7
             nn.Flatten(),
-            nn.Linear(128 * 7 * 7, 1024), nn.BatchNorm1d(1024), nn.LeakyReLU(0.1, True),
+            nn.Linear(128 * 7 * 7, 1024),
+            nn.BatchNorm1d(1024),
+            nn.LeakyReLU(0.1, True),
             nn.Linear(1024, 1),
         )
 
@@ -147,9 +216,13 @@ class DCGANGenerator(nn.Module):
     def __init__(self, z_dim, channels, image_size, width):
         super().__init__()
         n_up = int(math.log2(image_size)) - 3  # stride-2 layers between 4x4 and the last layer
-        ch = width * 2 ** n_up
-        layers = [nn.Unflatten(1, (z_dim, 1, 1)),
-                  nn.ConvTranspose2d(z_dim, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
+        ch = width * 2**n_up
+        layers = [
+            nn.Unflatten(1, (z_dim, 1, 1)),
+            nn.ConvTranspose2d(z_dim, ch, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(ch),
+            nn.ReLU(True),
+        ]
         for _ in range(n_up):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
             ch //= 2
@@ -225,8 +298,12 @@ def load_data(cfg, device):
         images = utils.load_mnist_range(cfg, "train_range", device)[0]
     images = images.to(device)
     if images.shape[-1] != cfg["image_size"]:  # resize once, up front, never per batch
-        images = F.interpolate(images.float(), size=cfg["image_size"], mode="bilinear",
-                               antialias=True, align_corners=False).round().clamp(0, 255).to(torch.uint8)
+        images = (
+            F.interpolate(images.float(), size=cfg["image_size"], mode="bilinear", antialias=True, align_corners=False)
+            .round()
+            .clamp(0, 255)
+            .to(torch.uint8)
+        )
     return images
 
 
@@ -239,14 +316,20 @@ def epoch_batches(data, cfg, epoch, start_batch, device, ddp=utils.Distributed()
     """
     bs = cfg["batch_size"]
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
-    order = utils.shard(order[start_batch * bs: len(data) // bs * bs], bs, ddp)
+    order = utils.shard(order[start_batch * bs : len(data) // bs * bs], bs, ddp)
     bs //= ddp.world
     if isinstance(data, torch.Tensor):
         for idx in order.to(device).split(bs):
             yield data[idx].float().div_(127.5).sub_(1.0)
     else:
-        loader = torch.utils.data.DataLoader(data, batch_size=bs, sampler=order.tolist(), num_workers=cfg["workers"],
-                                             pin_memory=device.type == "cuda", persistent_workers=False)
+        loader = torch.utils.data.DataLoader(
+            data,
+            batch_size=bs,
+            sampler=order.tolist(),
+            num_workers=cfg["workers"],
+            pin_memory=device.type == "cuda",
+            persistent_workers=False,
+        )
         for images, _ in loader:
             yield images.to(device, non_blocking=True)
 
@@ -284,8 +367,11 @@ def train_step(G, D, opt_g, opt_d, real, z, real_label, amp):
     opt_g.zero_grad(set_to_none=True)
     D.requires_grad_(True)
 
-    return torch.stack([d_loss, g_loss, torch.sigmoid(d_real_logits).mean(),
-                        torch.sigmoid(d_fake_logits).mean()]).detach().float()
+    return (
+        torch.stack([d_loss, g_loss, torch.sigmoid(d_real_logits).mean(), torch.sigmoid(d_fake_logits).mean()])
+        .detach()
+        .float()
+    )
 
 
 @torch.no_grad()
@@ -337,18 +423,39 @@ def main(argv=None):
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
     G_train, D_train = utils.distribute(ddp, *utils.compile_models(cfg["compile"], G, D), sync_bn=cfg["sync_bn"])
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
-    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, every=cfg["log_every"], images_per_step=cfg["batch_size"],
-                            total_steps=total_steps, step=step, resumed=ckpt is not None, status=STATUS, ddp=ddp)
+    log = utils.TrainingLog(
+        run_dir,
+        LOSS_COLUMNS,
+        every=cfg["log_every"],
+        images_per_step=cfg["batch_size"],
+        total_steps=total_steps,
+        step=step,
+        resumed=ckpt is not None,
+        status=STATUS,
+        ddp=ddp,
+    )
 
     def checkpoint(name):  # every process calls it; rank 0 writes
         path = run_dir / "checkpoints" / name
-        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, ddp=ddp,
-                                  epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
+        utils.save_training_state(
+            path,
+            SCRIPT,
+            cfg,
+            models,
+            optimizers,
+            ddp=ddp,
+            epoch=epoch,
+            epoch_step=epoch_step,
+            step=step,
+            fixed_noise=fixed_noise,
+        )
         return path
 
-    ddp.print(f"dcgan: {len(data)} {cfg['dataset']} images of {cfg['channels']}x{cfg['image_size']}x{cfg['image_size']} "
-              f"on {device}{f' x {ddp.world} processes' if ddp.torchrun else ''}, {steps_per_epoch} steps/epoch, "
-              f"writing to {run_dir}")
+    ddp.print(
+        f"dcgan: {len(data)} {cfg['dataset']} images of {cfg['channels']}x{cfg['image_size']}x{cfg['image_size']} "
+        f"on {device}{f' x {ddp.world} processes' if ddp.torchrun else ''}, {steps_per_epoch} steps/epoch, "
+        f"writing to {run_dir}"
+    )
     with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
         while step < total_steps:
             for real in epoch_batches(data, cfg, epoch, epoch_step, device, ddp):

@@ -23,6 +23,7 @@ Writes, under runs/gan_maxout/<dataset>-<time>/ (or --out): samples/epoch_XXX.pn
 fixed noise batch, progress.gif, losses.csv and losses.png, checkpoints/last.pt (every
 epoch, and on Ctrl-C) and checkpoints/epoch_XXX.pt (every --save-every epochs).
 """
+
 import math
 import time
 
@@ -34,7 +35,12 @@ import utils
 
 SCRIPT = "gan_maxout"
 VALUE_RANGE = (0.0, 1.0)  # pixels are intensities in [0, 1] (Pylearn2 divides by 255), G ends in a sigmoid
-LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake"]  # what train_step returns; losses.csv adds lr, momentum, images_per_s
+LOSS_COLUMNS = [
+    "d_loss",
+    "g_loss",
+    "d_real",
+    "d_fake",
+]  # what train_step returns; losses.csv adds lr, momentum, images_per_s
 STATUS = "D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f} lr {lr:.4f}"  # the progress bar's text
 
 
@@ -45,47 +51,99 @@ def build_parser():
     data.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"], help="28x28 grey images")
     data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
     data.add_argument("--train-range", type=utils.data_range, default="train:0:50000", help="images trained on")
-    data.add_argument("--valid-range", type=utils.data_range, default="train:50000:60000",
-                      help="images that choose the Parzen window width (the first --parzen-valid of them)")
-    data.add_argument("--test-range", type=utils.data_range, default="test:0:10000", help="images the Parzen score is reported on")
+    data.add_argument(
+        "--valid-range",
+        type=utils.data_range,
+        default="train:50000:60000",
+        help="images that choose the Parzen window width (the first --parzen-valid of them)",
+    )
+    data.add_argument(
+        "--test-range", type=utils.data_range, default="test:0:10000", help="images the Parzen score is reported on"
+    )
 
     model = p.add_argument_group("model (mnist.yaml)")
-    model.add_argument("--z-dim", type=utils.positive_int, default=100, help="noise size; z ~ uniform in [-sqrt 3, sqrt 3]")
+    model.add_argument(
+        "--z-dim", type=utils.positive_int, default=100, help="noise size; z ~ uniform in [-sqrt 3, sqrt 3]"
+    )
     model.add_argument("--g-hidden", type=utils.positive_int, default=1200, help="units in each of G's two ReLU layers")
     model.add_argument("--g-init-range", type=utils.positive_float, default=0.05, help="G's weights ~ uniform(-r, r)")
     model.add_argument("--d-units", type=utils.positive_int, default=240, help="maxout units in each of D's two layers")
-    model.add_argument("--d-pieces", type=utils.positive_int, default=5, help="linear pieces each maxout unit takes the max of")
+    model.add_argument(
+        "--d-pieces", type=utils.positive_int, default=5, help="linear pieces each maxout unit takes the max of"
+    )
     model.add_argument("--d-init-range", type=utils.positive_float, default=0.005, help="D's weights ~ uniform(-r, r)")
-    model.add_argument("--d-input-keep", type=float, default=0.8, help="dropout: probability of keeping a pixel of D's input")
-    model.add_argument("--d-hidden-keep", type=float, default=0.5, help="dropout: probability of keeping a hidden unit of D")
+    model.add_argument(
+        "--d-input-keep", type=float, default=0.8, help="dropout: probability of keeping a pixel of D's input"
+    )
+    model.add_argument(
+        "--d-hidden-keep", type=float, default=0.5, help="dropout: probability of keeping a hidden unit of D"
+    )
 
     optim = p.add_argument_group("optimisation (mnist.yaml: SGD with momentum)")
-    optim.add_argument("--epochs", type=utils.positive_int, default=250,
-                       help="passes over the training images (the original ran until stopped; momentum saturates at 250)")
+    optim.add_argument(
+        "--epochs",
+        type=utils.positive_int,
+        default=250,
+        help="passes over the training images (the original ran until stopped; momentum saturates at 250)",
+    )
     optim.add_argument("--batch-size", type=utils.positive_int, default=100, help="images per step")
     optim.add_argument("--lr", type=utils.positive_float, default=0.1, help="initial learning rate of G and D")
-    optim.add_argument("--lr-decay", type=float, default=1.000004, help="the learning rate is divided by this after every step")
+    optim.add_argument(
+        "--lr-decay", type=float, default=1.000004, help="the learning rate is divided by this after every step"
+    )
     optim.add_argument("--min-lr", type=float, default=1e-6, help="floor of the decayed learning rate")
     optim.add_argument("--momentum-start", type=float, default=0.5, help="momentum in epoch 1")
     optim.add_argument("--momentum-end", type=float, default=0.7, help="momentum from epoch --momentum-saturate on")
-    optim.add_argument("--momentum-saturate", type=utils.positive_int, default=250, help="epoch at which momentum reaches its end value")
-    optim.add_argument("--steps", type=utils.positive_int, default=None, help="stop after this many steps in total (smoke tests)")
+    optim.add_argument(
+        "--momentum-saturate",
+        type=utils.positive_int,
+        default=250,
+        help="epoch at which momentum reaches its end value",
+    )
+    optim.add_argument(
+        "--steps", type=utils.positive_int, default=None, help="stop after this many steps in total (smoke tests)"
+    )
 
-    run = utils.add_run_flags(p, SCRIPT, seed=777, save_every=25, amp_help="bfloat16 autocast for the forward pass",
-                              compile_help="torch.compile G and D")
+    run = utils.add_run_flags(
+        p,
+        SCRIPT,
+        seed=777,
+        save_every=25,
+        amp_help="bfloat16 autocast for the forward pass",
+        compile_help="torch.compile G and D",
+    )
     run.add_argument("--sample-size", type=utils.positive_int, default=100, help="images in each per-epoch grid")
 
     parzen = p.add_argument_group("evaluation (parzen_ll.py)")
-    parzen.add_argument("--eval-parzen", action="store_true", help="score --ckpt by Parzen-window log-likelihood and exit")
+    parzen.add_argument(
+        "--eval-parzen", action="store_true", help="score --ckpt by Parzen-window log-likelihood and exit"
+    )
     parzen.add_argument("--ckpt", default=None, help="checkpoint to evaluate with --eval-parzen")
-    parzen.add_argument("--parzen-samples", type=utils.positive_int, default=10_000, help="samples of G forming the Parzen window")
-    parzen.add_argument("--parzen-valid", type=utils.positive_int, default=1000, help="validation images that choose sigma")
+    parzen.add_argument(
+        "--parzen-samples", type=utils.positive_int, default=10_000, help="samples of G forming the Parzen window"
+    )
+    parzen.add_argument(
+        "--parzen-valid", type=utils.positive_int, default=1000, help="validation images that choose sigma"
+    )
     parzen.add_argument("--parzen-batch", type=utils.positive_int, default=100, help="test images scored at once")
     return p
 
 
-RESUMABLE = {"epochs", "steps", "device", "amp", "compile", "data_root", "save_every", "log_every",
-             "eval_parzen", "ckpt", "parzen_samples", "parzen_valid", "parzen_batch"}
+RESUMABLE = {
+    "epochs",
+    "steps",
+    "device",
+    "amp",
+    "compile",
+    "data_root",
+    "save_every",
+    "log_every",
+    "eval_parzen",
+    "ckpt",
+    "parzen_samples",
+    "parzen_valid",
+    "parzen_batch",
+}
 
 
 # --------------------------------------------------------------------------- models
@@ -95,9 +153,12 @@ class Generator(nn.Module):
     def __init__(self, z_dim, hidden, init_range):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(z_dim, hidden), nn.ReLU(),
-            nn.Linear(hidden, hidden), nn.ReLU(),
-            nn.Linear(hidden, 784), nn.Sigmoid(),
+            nn.Linear(z_dim, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 784),
+            nn.Sigmoid(),
         )
         for layer in self.net:
             if isinstance(layer, nn.Linear):  # Pylearn2: W ~ U(-irange, irange), b = 0
@@ -131,9 +192,12 @@ class Discriminator(nn.Module):
     def __init__(self, units, pieces, init_range, input_keep, hidden_keep):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Flatten(), nn.Dropout(1 - input_keep),
-            Maxout(784, units, pieces), nn.Dropout(1 - hidden_keep),
-            Maxout(units, units, pieces), nn.Dropout(1 - hidden_keep),
+            nn.Flatten(),
+            nn.Dropout(1 - input_keep),
+            Maxout(784, units, pieces),
+            nn.Dropout(1 - hidden_keep),
+            Maxout(units, units, pieces),
+            nn.Dropout(1 - hidden_keep),
             nn.Linear(units, 1),
         )
         for layer in self.modules():
@@ -159,7 +223,9 @@ def build_generator(cfg):
 
 
 def build_discriminator(cfg):
-    return Discriminator(cfg["d_units"], cfg["d_pieces"], cfg["d_init_range"], cfg["d_input_keep"], cfg["d_hidden_keep"])
+    return Discriminator(
+        cfg["d_units"], cfg["d_pieces"], cfg["d_init_range"], cfg["d_input_keep"], cfg["d_hidden_keep"]
+    )
 
 
 def sample_noise(cfg, n, device="cpu", generator=None):
@@ -177,7 +243,7 @@ def epoch_batches(data, cfg, epoch, start_batch, device):
     """One epoch of batches in [0, 1], in a random order fixed by (seed, epoch), from start_batch on."""
     bs = cfg["batch_size"]
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
-    for idx in order[start_batch * bs: len(data) // bs * bs].to(device).split(bs):
+    for idx in order[start_batch * bs : len(data) // bs * bs].to(device).split(bs):
         yield data[idx].float().div_(255.0)
 
 
@@ -213,8 +279,11 @@ def train_step(G, D, opt_g, opt_d, real, z, amp):
     opt_g.step()
     opt_d.zero_grad(set_to_none=True)
     opt_g.zero_grad(set_to_none=True)
-    return torch.stack([d_loss, g_loss, torch.sigmoid(d_real_logits).mean(),
-                        torch.sigmoid(d_fake_logits).mean()]).detach().float()
+    return (
+        torch.stack([d_loss, g_loss, torch.sigmoid(d_real_logits).mean(), torch.sigmoid(d_fake_logits).mean()])
+        .detach()
+        .float()
+    )
 
 
 @torch.no_grad()
@@ -237,7 +306,7 @@ def parzen_log_likelihood(x, mu, sigmas, batch_size=100):
     for xb in x.split(batch_size):
         xb = xb.to(mu.device)
         sq_dist = ((xb * xb).sum(1, keepdim=True) - 2 * xb @ mu.T + mu_sq).clamp_min(0)  # (b, n)
-        log_kernel = -sq_dist[..., None] / (2 * sigmas ** 2)                              # (b, n, widths)
+        log_kernel = -sq_dist[..., None] / (2 * sigmas**2)  # (b, n, widths)
         out.append(torch.logsumexp(log_kernel, dim=1) - math.log(n) - d * torch.log(sigmas * math.sqrt(2 * math.pi)))
     return torch.cat(out)
 
@@ -277,9 +346,11 @@ def eval_parzen(argv):
     G.load_state_dict(ckpt["models"]["G"])
     began = time.perf_counter()
     sigma, mean, stderr = evaluate_parzen(cfg, G, device)
-    print(f"Parzen log-likelihood of {cfg['dataset']} {':'.join(map(str, cfg['test_range']))} "
-          f"under {cfg['parzen_samples']} samples (step {ckpt['step']}, epoch {ckpt['epoch']}): "
-          f"{mean:.1f} +- {stderr:.1f} nats (sigma {sigma:.4f}, {time.perf_counter() - began:.1f} s on {device})")
+    print(
+        f"Parzen log-likelihood of {cfg['dataset']} {':'.join(map(str, cfg['test_range']))} "
+        f"under {cfg['parzen_samples']} samples (step {ckpt['step']}, epoch {ckpt['epoch']}): "
+        f"{mean:.1f} +- {stderr:.1f} nats (sigma {sigma:.4f}, {time.perf_counter() - began:.1f} s on {device})"
+    )
     return mean, stderr
 
 
@@ -310,19 +381,38 @@ def main(argv=None):
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
     G_train, D_train = utils.compile_models(cfg["compile"], G, D)
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
-    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, every=cfg["log_every"], images_per_step=cfg["batch_size"],
-                            total_steps=total_steps, step=step, resumed=ckpt is not None, status=STATUS,
-                            extra_columns=["lr", "momentum"],
-                            extra=lambda: {"lr": opt_d.param_groups[0]["lr"], "momentum": opt_d.param_groups[0]["momentum"]})
+    log = utils.TrainingLog(
+        run_dir,
+        LOSS_COLUMNS,
+        every=cfg["log_every"],
+        images_per_step=cfg["batch_size"],
+        total_steps=total_steps,
+        step=step,
+        resumed=ckpt is not None,
+        status=STATUS,
+        extra_columns=["lr", "momentum"],
+        extra=lambda: {"lr": opt_d.param_groups[0]["lr"], "momentum": opt_d.param_groups[0]["momentum"]},
+    )
 
     def checkpoint(name):
         path = run_dir / "checkpoints" / name
-        utils.save_training_state(path, SCRIPT, cfg, models, optimizers,
-                                  epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
+        utils.save_training_state(
+            path,
+            SCRIPT,
+            cfg,
+            models,
+            optimizers,
+            epoch=epoch,
+            epoch_step=epoch_step,
+            step=step,
+            fixed_noise=fixed_noise,
+        )
         return path
 
-    print(f"gan_maxout: {len(data)} {cfg['dataset']} images ({':'.join(map(str, cfg['train_range']))}) on {device}, "
-          f"{steps_per_epoch} steps/epoch, writing to {run_dir}")
+    print(
+        f"gan_maxout: {len(data)} {cfg['dataset']} images ({':'.join(map(str, cfg['train_range']))}) on {device}, "
+        f"{steps_per_epoch} steps/epoch, writing to {run_dir}"
+    )
     with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
         while step < total_steps:
             for opt in (opt_g, opt_d):
@@ -345,8 +435,10 @@ def main(argv=None):
                 if epoch % cfg["save_every"] == 0:
                     checkpoint(f"epoch_{epoch:03d}.pt")
             checkpoint("last.pt")
-    print(f"done: {step} steps in {run_dir}; score it with: "
-          f"python gan_maxout.py --eval-parzen --ckpt {run_dir / 'checkpoints' / 'last.pt'}")
+    print(
+        f"done: {step} steps in {run_dir}; score it with: "
+        f"python gan_maxout.py --eval-parzen --ckpt {run_dir / 'checkpoints' / 'last.pt'}"
+    )
     return run_dir
 
 

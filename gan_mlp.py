@@ -45,6 +45,7 @@ Writes, under runs/gan_mlp/<dataset>-<time>/ (or --out):
                               1d also the modes covered and their weights
   checkpoints/last.pt         after every epoch and on Ctrl-C; epoch_XXX.pt every --save-every
 """
+
 import math
 from pathlib import Path
 
@@ -66,52 +67,101 @@ COVERED = 0.1  # a mode is covered if it holds at least this fraction of its tru
 MODE_COLUMNS = ["modes_covered"] + [f"mode{i + 1}_weight" for i in range(len(MIXTURE_MEANS))]
 
 # defaults of the flags left at None, per kind of data
-PRESETS = {"1d": dict(z_dim=4, g_hidden=[32, 32], d_hidden=[32, 32], lr_g=1e-3, lr_d=1e-3, sample_size=10_000),
-           "images": dict(z_dim=100, g_hidden=[256, 512, 1024], d_hidden=[512, 256], lr_g=2e-4, lr_d=2e-4,
-                          sample_size=64)}
+PRESETS = {
+    "1d": dict(z_dim=4, g_hidden=[32, 32], d_hidden=[32, 32], lr_g=1e-3, lr_d=1e-3, sample_size=10_000),
+    "images": dict(z_dim=100, g_hidden=[256, 512, 1024], d_hidden=[512, 256], lr_g=2e-4, lr_d=2e-4, sample_size=64),
+}
 
 
 # --------------------------------------------------------------------------- hyper-parameters
 def build_parser():
-    p = utils.ArgumentParser(description="The original GAN (Goodfellow et al. 2014) with MLPs, "
-                                         "on a 1-D Gaussian mixture, MNIST or Fashion-MNIST.")
+    p = utils.ArgumentParser(
+        description="The original GAN (Goodfellow et al. 2014) with MLPs, "
+        "on a 1-D Gaussian mixture, MNIST or Fashion-MNIST."
+    )
     data = p.add_argument_group("data")
-    data.add_argument("--dataset", default="1d", choices=["1d", "mnist", "fashion-mnist"],
-                      help="a 1-D mixture of two Gaussians, or images downloaded into --data-root if missing")
+    data.add_argument(
+        "--dataset",
+        default="1d",
+        choices=["1d", "mnist", "fashion-mnist"],
+        help="a 1-D mixture of two Gaussians, or images downloaded into --data-root if missing",
+    )
     data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
-    data.add_argument("--train-range", type=utils.data_range, default=None,
-                      help="with mnist/fashion-mnist: the images trained on, e.g. test:0:8000 so that test:8000:10000 "
-                           "stays held out for sampler.py score (default: the whole training file)")
-    data.add_argument("--points", type=utils.positive_int, default=20_000,
-                      help="with --dataset 1d: training points, drawn from the mixture once at the start")
+    data.add_argument(
+        "--train-range",
+        type=utils.data_range,
+        default=None,
+        help="with mnist/fashion-mnist: the images trained on, e.g. test:0:8000 so that test:8000:10000 "
+        "stays held out for sampler.py score (default: the whole training file)",
+    )
+    data.add_argument(
+        "--points",
+        type=utils.positive_int,
+        default=20_000,
+        help="with --dataset 1d: training points, drawn from the mixture once at the start",
+    )
 
     model = p.add_argument_group("model")
-    model.add_argument("--z-dim", type=utils.positive_int, default=None,
-                       help="size of the noise vector z (default 4 for 1d, 100 for images)")
-    model.add_argument("--g-hidden", type=utils.positive_int, nargs="+", default=None,
-                       help="widths of G's hidden layers (default 32 32 for 1d, 256 512 1024 for images)")
-    model.add_argument("--d-hidden", type=utils.positive_int, nargs="+", default=None,
-                       help="widths of D's hidden layers (default 32 32 for 1d, 512 256 for images)")
+    model.add_argument(
+        "--z-dim",
+        type=utils.positive_int,
+        default=None,
+        help="size of the noise vector z (default 4 for 1d, 100 for images)",
+    )
+    model.add_argument(
+        "--g-hidden",
+        type=utils.positive_int,
+        nargs="+",
+        default=None,
+        help="widths of G's hidden layers (default 32 32 for 1d, 256 512 1024 for images)",
+    )
+    model.add_argument(
+        "--d-hidden",
+        type=utils.positive_int,
+        nargs="+",
+        default=None,
+        help="widths of D's hidden layers (default 32 32 for 1d, 512 256 for images)",
+    )
     model.add_argument("--batchnorm", action="store_true", help="batch norm after each of G's hidden layers")
 
     optim = p.add_argument_group("optimisation")
-    optim.add_argument("--loss", default="non-saturating", choices=["non-saturating", "minimax"],
-                       help="G maximises log D(G(z)) (the paper's advice) or minimises log(1 - D(G(z))) (the game as written)")
+    optim.add_argument(
+        "--loss",
+        default="non-saturating",
+        choices=["non-saturating", "minimax"],
+        help="G maximises log D(G(z)) (the paper's advice) or minimises log(1 - D(G(z))) (the game as written)",
+    )
     optim.add_argument("--epochs", type=utils.positive_int, default=25, help="passes over the training data")
     optim.add_argument("--batch-size", type=utils.positive_int, default=128, help="samples per step")
-    optim.add_argument("--lr-g", type=utils.positive_float, default=None,
-                       help="Adam learning rate of G (default 1e-3, Adam's own, for 1d; 2e-4, DCGAN's, for images)")
-    optim.add_argument("--lr-d", type=utils.positive_float, default=None,
-                       help="Adam learning rate of D (default as --lr-g); a much larger one lets D win early")
+    optim.add_argument(
+        "--lr-g",
+        type=utils.positive_float,
+        default=None,
+        help="Adam learning rate of G (default 1e-3, Adam's own, for 1d; 2e-4, DCGAN's, for images)",
+    )
+    optim.add_argument(
+        "--lr-d",
+        type=utils.positive_float,
+        default=None,
+        help="Adam learning rate of D (default as --lr-g); a much larger one lets D win early",
+    )
     optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (0.5, as in DCGAN, damps oscillation)")
     optim.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
-    optim.add_argument("--steps", type=utils.positive_int, default=None,
-                       help="stop after this many optimizer steps in total (for smoke tests and benchmarks)")
+    optim.add_argument(
+        "--steps",
+        type=utils.positive_int,
+        default=None,
+        help="stop after this many optimizer steps in total (for smoke tests and benchmarks)",
+    )
 
     run = utils.add_run_flags(p, SCRIPT)
-    run.add_argument("--sample-size", type=utils.positive_int, default=None,
-                     help="fixed noise vectors drawn for the per-epoch pictures and the mode count "
-                          "(default 10000 points for 1d, a grid of 64 images)")
+    run.add_argument(
+        "--sample-size",
+        type=utils.positive_int,
+        default=None,
+        help="fixed noise vectors drawn for the per-epoch pictures and the mode count "
+        "(default 10000 points for 1d, a grid of 64 images)",
+    )
     return p
 
 
@@ -193,7 +243,7 @@ def epoch_batches(data, cfg, epoch, start_batch, device):
     """
     bs = cfg["batch_size"]
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
-    for idx in order[start_batch * bs: len(data) // bs * bs].to(device).split(bs):
+    for idx in order[start_batch * bs : len(data) // bs * bs].to(device).split(bs):
         yield data[idx].float().div_(127.5).sub_(1.0) if data.dtype == torch.uint8 else data[idx]
 
 
@@ -210,8 +260,10 @@ def modes_covered(weights):
 
 def describe_modes(weights):
     """'1/2 modes, weights 0.00 0.97 (true 0.30 0.70)'"""
+
     def listed(values):
         return " ".join(f"{v:.2f}" for v in values)
+
     return f"{modes_covered(weights)}/{len(weights)} modes, weights {listed(weights)} (true {listed(MIXTURE_WEIGHTS)})"
 
 
@@ -252,8 +304,9 @@ def train_step(G, D, opt_g, opt_d, real, z, loss, amp):
         fake = G(z)
         d_real_logits = D(real)
         d_fake_logits = D(fake.detach())  # no gradient into G from D's update
-        d_loss = (F.binary_cross_entropy_with_logits(d_real_logits, torch.ones_like(d_real_logits))
-                  + F.binary_cross_entropy_with_logits(d_fake_logits, torch.zeros_like(d_fake_logits)))
+        d_loss = F.binary_cross_entropy_with_logits(
+            d_real_logits, torch.ones_like(d_real_logits)
+        ) + F.binary_cross_entropy_with_logits(d_fake_logits, torch.zeros_like(d_fake_logits))
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_d.step()
@@ -268,8 +321,11 @@ def train_step(G, D, opt_g, opt_d, real, z, loss, amp):
     opt_g.step()
     D.requires_grad_(True)
 
-    return torch.stack([d_loss, g_loss, torch.sigmoid(d_real_logits).mean(),
-                        torch.sigmoid(d_fake_logits).mean(), g_grad]).detach().float()
+    return (
+        torch.stack([d_loss, g_loss, torch.sigmoid(d_real_logits).mean(), torch.sigmoid(d_fake_logits).mean(), g_grad])
+        .detach()
+        .float()
+    )
 
 
 # --------------------------------------------------------------------------- pictures
@@ -285,12 +341,16 @@ def generate(G, z):
 def plot_1d(real, fake, D, path, title):
     """Histograms of the real and the generated points, and D(x) along [-1, 1], in one picture."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     xs = torch.linspace(-1, 1, 401, device=real.device)
     d_of_x = torch.sigmoid(D(xs.view(-1, 1)).float())
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    real_density, *_ = ax.hist(real.view(-1).cpu().numpy(), bins=80, range=(-1, 1), density=True, alpha=0.5, label="real")
+    real_density, *_ = ax.hist(
+        real.view(-1).cpu().numpy(), bins=80, range=(-1, 1), density=True, alpha=0.5, label="real"
+    )
     ax.hist(fake.view(-1).cpu().numpy(), bins=80, range=(-1, 1), density=True, alpha=0.5, label="G(z)")
     ax.set(xlim=(-1, 1), ylim=(0, 2 * real_density.max()), xlabel="x", ylabel="density", title=title)
     d_axis = ax.twinx()  # D's output is a probability: its own axis, fixed to [0, 1]
@@ -322,7 +382,9 @@ def main(argv=None):
         utils.die(f"--batch-size {cfg['batch_size']} is larger than the data set ({len(data)} samples)")
     frames = "plots" if one_d else "samples"
     G, D = utils.build_models(cfg, device, build_generator, build_discriminator)
-    run_dir = utils.make_run_dir(SCRIPT, cfg, subdirs=(frames, "checkpoints"))  # only once flags, data and models are good
+    run_dir = utils.make_run_dir(
+        SCRIPT, cfg, subdirs=(frames, "checkpoints")
+    )  # only once flags, data and models are good
 
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=(cfg["beta1"], cfg["beta2"]))
@@ -337,18 +399,38 @@ def main(argv=None):
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
     # 1d: where G's fixed-noise samples fall, computed on the device and read back with the losses
     modes = dict(extra_columns=MODE_COLUMNS, extra=lambda: mode_stats(generate(G, fixed_noise))) if one_d else {}
-    log = utils.TrainingLog(run_dir, STEP_COLUMNS, every=cfg["log_every"], images_per_step=cfg["batch_size"],
-                            total_steps=total_steps, step=step, resumed=ckpt is not None, status=status_text,
-                            rate="samples_per_s", **modes)
+    log = utils.TrainingLog(
+        run_dir,
+        STEP_COLUMNS,
+        every=cfg["log_every"],
+        images_per_step=cfg["batch_size"],
+        total_steps=total_steps,
+        step=step,
+        resumed=ckpt is not None,
+        status=status_text,
+        rate="samples_per_s",
+        **modes,
+    )
 
     def checkpoint(name):
         path = run_dir / "checkpoints" / name
-        utils.save_training_state(path, SCRIPT, cfg, models, optimizers,
-                                  epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
+        utils.save_training_state(
+            path,
+            SCRIPT,
+            cfg,
+            models,
+            optimizers,
+            epoch=epoch,
+            epoch_step=epoch_step,
+            step=step,
+            fixed_noise=fixed_noise,
+        )
         return path
 
-    print(f"gan_mlp: {len(data)} {cfg['dataset']} {'points' if one_d else 'images of 1x28x28'} on {device}, "
-          f"{cfg['loss']} loss, {steps_per_epoch} steps/epoch, writing to {run_dir}")
+    print(
+        f"gan_mlp: {len(data)} {cfg['dataset']} {'points' if one_d else 'images of 1x28x28'} on {device}, "
+        f"{cfg['loss']} loss, {steps_per_epoch} steps/epoch, writing to {run_dir}"
+    )
     with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
         while step < total_steps:
             for real in epoch_batches(data, cfg, epoch, epoch_step, device):
@@ -362,7 +444,13 @@ def main(argv=None):
             picture = run_dir / frames / f"epoch_{epoch + 1:03d}.png"
             if one_d:
                 fake = generate(G, fixed_noise)
-                plot_1d(data, fake, D, picture, f"{cfg['loss']}, epoch {epoch + 1}: {describe_modes(mode_weights(fake).tolist())}")
+                plot_1d(
+                    data,
+                    fake,
+                    D,
+                    picture,
+                    f"{cfg['loss']}, epoch {epoch + 1}: {describe_modes(mode_weights(fake).tolist())}",
+                )
             else:
                 utils.save_grid(generate(G, fixed_noise), picture, nrow=8, value_range=VALUE_RANGE)
             utils.save_progress_gif(run_dir / frames, run_dir / "progress.gif")
@@ -372,7 +460,10 @@ def main(argv=None):
                 if epoch % cfg["save_every"] == 0:
                     checkpoint(f"epoch_{epoch:03d}.pt")
             checkpoint("last.pt")
-    print(f"done: {step} steps; {log.last_status}. Pictures, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")
+    print(
+        f"done: {step} steps; {log.last_status}. "
+        f"Pictures, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}"
+    )
     return run_dir
 
 

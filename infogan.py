@@ -33,6 +33,7 @@ Writes, under runs/infogan/<dataset>-<time>/ (or --out):
   checkpoints/last.pt         after every epoch and on Ctrl-C; epoch_XXX.pt every --save-every
 and prints Q's categorical accuracy on the --eval-range images at the end.
 """
+
 import math
 import time
 
@@ -56,47 +57,89 @@ def build_parser():
     data.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"], help="28x28 grey images")
     data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
     data.add_argument("--train-range", type=utils.data_range, default="train:0:60000", help="images trained on")
-    data.add_argument("--eval-range", type=utils.data_range, default="test:0:10000",
-                      help="held-out labelled images on which Q's categorical accuracy is measured")
+    data.add_argument(
+        "--eval-range",
+        type=utils.data_range,
+        default="test:0:10000",
+        help="held-out labelled images on which Q's categorical accuracy is measured",
+    )
 
     model = p.add_argument_group("model (run_mnist_exp.py)")
     model.add_argument("--noise-dim", type=utils.positive_int, default=62, help="size of the incompressible noise z")
-    model.add_argument("--noise", default="uniform", choices=["uniform", "normal"], help="z ~ U(-1, 1) (paper) or N(0, 1)")
+    model.add_argument(
+        "--noise", default="uniform", choices=["uniform", "normal"], help="z ~ U(-1, 1) (paper) or N(0, 1)"
+    )
     model.add_argument("--n-cat", type=utils.positive_int, default=10, help="categories of the categorical code")
     model.add_argument("--n-cont", type=int, default=2, help="continuous codes, each U(-1, 1)")
 
     optim = p.add_argument_group("optimisation (infogan_trainer.py)")
-    optim.add_argument("--epochs", type=utils.positive_int, default=11,
-                       help="passes over the training images (the authors: 50 'epochs' of 100 steps = 5,000 steps "
-                            "of 128, about 11 passes over MNIST's 60,000)")
+    optim.add_argument(
+        "--epochs",
+        type=utils.positive_int,
+        default=11,
+        help="passes over the training images (the authors: 50 'epochs' of 100 steps = 5,000 steps "
+        "of 128, about 11 passes over MNIST's 60,000)",
+    )
     optim.add_argument("--batch-size", type=utils.positive_int, default=128, help="images per step")
-    optim.add_argument("--lr-d", type=utils.positive_float, default=2e-4, help="Adam learning rate of D, its trunk and Q's head")
+    optim.add_argument(
+        "--lr-d", type=utils.positive_float, default=2e-4, help="Adam learning rate of D, its trunk and Q's head"
+    )
     optim.add_argument("--lr-g", type=utils.positive_float, default=1e-3, help="Adam learning rate of G")
     optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     optim.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
     optim.add_argument("--cat-weight", type=float, default=1.0, help="lambda of the categorical information term")
-    optim.add_argument("--cont-weight", type=float, default=1.0,
-                       help="lambda of the continuous term (the authors' code: 1, with Q's std fixed to 1)")
-    optim.add_argument("--cont-loss", default="gaussian", choices=["gaussian", "mse"],
-                       help="continuous term: Gaussian NLL with std 1, summed over codes (the authors'), "
-                            "or the mean squared error that many replications use")
-    optim.add_argument("--supervised", type=int, default=0,
-                       help="from practice, not the paper: Q's categorical head also learns the true labels of the "
-                            "first N training images, so that category k comes to mean class k")
-    optim.add_argument("--steps", type=utils.positive_int, default=None,
-                       help="stop after this many optimizer steps in total (for smoke tests and benchmarks)")
+    optim.add_argument(
+        "--cont-weight",
+        type=float,
+        default=1.0,
+        help="lambda of the continuous term (the authors' code: 1, with Q's std fixed to 1)",
+    )
+    optim.add_argument(
+        "--cont-loss",
+        default="gaussian",
+        choices=["gaussian", "mse"],
+        help="continuous term: Gaussian NLL with std 1, summed over codes (the authors'), "
+        "or the mean squared error that many replications use",
+    )
+    optim.add_argument(
+        "--supervised",
+        type=int,
+        default=0,
+        help="from practice, not the paper: Q's categorical head also learns the true labels of the "
+        "first N training images, so that category k comes to mean class k",
+    )
+    optim.add_argument(
+        "--steps",
+        type=utils.positive_int,
+        default=None,
+        help="stop after this many optimizer steps in total (for smoke tests and benchmarks)",
+    )
 
     utils.add_run_flags(p, SCRIPT)
     evaluation = p.add_argument_group("evaluation")
-    evaluation.add_argument("--eval-accuracy", action="store_true",
-                            help="print Q's categorical accuracy on --eval-range for --ckpt, and exit")
+    evaluation.add_argument(
+        "--eval-accuracy",
+        action="store_true",
+        help="print Q's categorical accuracy on --eval-range for --ckpt, and exit",
+    )
     evaluation.add_argument("--ckpt", default=None, help="checkpoint to evaluate with --eval-accuracy")
     return p
 
 
 # flags that may change when a run is resumed or evaluated; everything else must match the checkpoint
-RESUMABLE = {"epochs", "steps", "device", "amp", "compile", "data_root", "save_every", "log_every",
-             "eval_range", "eval_accuracy", "ckpt"}
+RESUMABLE = {
+    "epochs",
+    "steps",
+    "device",
+    "amp",
+    "compile",
+    "data_root",
+    "save_every",
+    "log_every",
+    "eval_range",
+    "eval_accuracy",
+    "ckpt",
+}
 
 
 # --------------------------------------------------------------------------- models
@@ -117,11 +160,18 @@ class Generator(nn.Module):
     def __init__(self, in_dim):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(in_dim, 1024), nn.BatchNorm1d(1024), nn.ReLU(True),
-            nn.Linear(1024, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(True),
+            nn.Linear(in_dim, 1024),
+            nn.BatchNorm1d(1024),
+            nn.ReLU(True),
+            nn.Linear(1024, 128 * 7 * 7),
+            nn.BatchNorm1d(128 * 7 * 7),
+            nn.ReLU(True),
             nn.Unflatten(1, (128, 7, 7)),
-            nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(True),  # 14x14
-            nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Sigmoid(),                         # 28x28
+            nn.ConvTranspose2d(128, 64, 4, 2, 1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(True),  # 14x14
+            nn.ConvTranspose2d(64, 1, 4, 2, 1),
+            nn.Sigmoid(),  # 28x28
         )
 
     def forward(self, z):
@@ -137,19 +187,25 @@ class DiscriminatorQ(nn.Module):
         super().__init__()
         self.n_cat = n_cat
         self.trunk = nn.Sequential(
-            nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.1, True),                            # 14x14
-            nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.1, True),     # 7x7
+            nn.Conv2d(1, 64, 4, 2, 1),
+            nn.LeakyReLU(0.1, True),  # 14x14
+            nn.Conv2d(64, 128, 4, 2, 1),
+            nn.BatchNorm2d(128),
+            nn.LeakyReLU(0.1, True),  # 7x7
             nn.Flatten(),
-            nn.Linear(128 * 7 * 7, 1024), nn.BatchNorm1d(1024), nn.LeakyReLU(0.1, True),
+            nn.Linear(128 * 7 * 7, 1024),
+            nn.BatchNorm1d(1024),
+            nn.LeakyReLU(0.1, True),
         )
         self.d_head = nn.Linear(1024, 1)
-        self.q_head = nn.Sequential(nn.Linear(1024, 128), nn.BatchNorm1d(128), nn.LeakyReLU(0.1, True),
-                                    nn.Linear(128, n_cat + n_cont))
+        self.q_head = nn.Sequential(
+            nn.Linear(1024, 128), nn.BatchNorm1d(128), nn.LeakyReLU(0.1, True), nn.Linear(128, n_cat + n_cont)
+        )
 
     def forward(self, x):
         h = self.trunk(x)
         q = self.q_head(h)
-        return self.d_head(h).view(-1), q[:, :self.n_cat], q[:, self.n_cat:]
+        return self.d_head(h).view(-1), q[:, : self.n_cat], q[:, self.n_cat :]
 
 
 def build_generator(cfg):
@@ -215,7 +271,7 @@ def epoch_batches(data, cfg, epoch, start_batch, device):
     """One epoch of batches in [0, 1], in a random order fixed by (seed, epoch), from start_batch on."""
     bs = cfg["batch_size"]
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
-    for idx in order[start_batch * bs: len(data) // bs * bs].to(device).split(bs):
+    for idx in order[start_batch * bs : len(data) // bs * bs].to(device).split(bs):
         yield data[idx].float().div_(255.0)
 
 
@@ -245,9 +301,11 @@ def train_step(G, D, opt_g, opt_d, real, latent, cfg, labelled=None):
         fake = G(generator_input(cfg, noise, cat, cont))
         d_real_logits, _, _ = D(real)
         d_fake_logits, q_cat, q_cont = D(fake.detach())  # D and Q learn; G does not, here
-        d_loss = (F.binary_cross_entropy_with_logits(d_real_logits, torch.ones_like(d_real_logits))
-                  + F.binary_cross_entropy_with_logits(d_fake_logits, torch.zeros_like(d_fake_logits))
-                  + info_loss(q_cat, q_cont, cat, cont, cfg)[0])
+        d_loss = (
+            F.binary_cross_entropy_with_logits(d_real_logits, torch.ones_like(d_real_logits))
+            + F.binary_cross_entropy_with_logits(d_fake_logits, torch.zeros_like(d_fake_logits))
+            + info_loss(q_cat, q_cont, cat, cont, cfg)[0]
+        )
         if labelled is not None:
             d_loss = d_loss + F.cross_entropy(D(labelled[0])[1].float(), labelled[1])
     d_loss.backward()
@@ -264,16 +322,29 @@ def train_step(G, D, opt_g, opt_d, real, latent, cfg, labelled=None):
     opt_g.zero_grad(set_to_none=True)
     D.requires_grad_(True)
 
-    return torch.stack([d_loss, g_loss, cat_loss, cont_loss, torch.sigmoid(d_real_logits).float().mean(),
-                        torch.sigmoid(d_fake_logits).float().mean()]).detach().float()
+    return (
+        torch.stack(
+            [
+                d_loss,
+                g_loss,
+                cat_loss,
+                cont_loss,
+                torch.sigmoid(d_real_logits).float().mean(),
+                torch.sigmoid(d_fake_logits).float().mean(),
+            ]
+        )
+        .detach()
+        .float()
+    )
 
 
 @torch.no_grad()
 def save_grids(G, cfg, fixed_noise, samples_dir, epoch):
     """The epoch's category grid and one traversal grid per continuous code (G in eval mode)."""
     G.eval()  # batch norm uses its running statistics, so a grid does not depend on its batch
-    for code, name in [(None, f"epoch_{epoch:03d}.png")] + [(j, f"traverse_c{j + 1}_epoch_{epoch:03d}.png")
-                                                           for j in range(cfg["n_cont"])]:
+    for code, name in [(None, f"epoch_{epoch:03d}.png")] + [
+        (j, f"traverse_c{j + 1}_epoch_{epoch:03d}.png") for j in range(cfg["n_cont"])
+    ]:
         z, cols = grid_input(cfg, fixed_noise, code)
         utils.save_grid(G(z), samples_dir / name, nrow=cols, value_range=VALUE_RANGE)
     G.train()
@@ -286,6 +357,7 @@ def matched_accuracy(predicted, labels, n_cat, n_classes=10):
     InfoGAN's categories have no names, so category 3 may well mean the digit 7.
     Returns (accuracy, {category: class})."""
     from scipy.optimize import linear_sum_assignment
+
     counts = torch.zeros(n_cat, n_classes, dtype=torch.int64)
     counts.index_put_((predicted.cpu(), labels.cpu()), torch.ones(len(labels), dtype=torch.int64), accumulate=True)
     rows, cols = linear_sum_assignment(counts.numpy(), maximize=True)
@@ -312,9 +384,11 @@ def eval_accuracy(argv):
 
 
 def describe_accuracy(cfg, accuracy, mapping, step):
-    return (f"categorical accuracy of Q on {cfg['dataset']} {':'.join(map(str, cfg['eval_range']))} after {step} steps: "
-            f"{100 * accuracy:.2f}% (error {100 * (1 - accuracy):.2f}%; category -> class "
-            f"{' '.join(f'{k}:{v}' for k, v in sorted(mapping.items()))})")
+    return (
+        f"categorical accuracy of Q on {cfg['dataset']} {':'.join(map(str, cfg['eval_range']))} after {step} steps: "
+        f"{100 * accuracy:.2f}% (error {100 * (1 - accuracy):.2f}%; category -> class "
+        f"{' '.join(f'{k}:{v}' for k, v in sorted(mapping.items()))})"
+    )
 
 
 # --------------------------------------------------------------------------- main
@@ -360,18 +434,37 @@ def main(argv=None):
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
     G_train, D_train = utils.compile_models(cfg["compile"], G, D)
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
-    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, every=cfg["log_every"], images_per_step=cfg["batch_size"],
-                            total_steps=total_steps, step=step, resumed=ckpt is not None, status=STATUS)
+    log = utils.TrainingLog(
+        run_dir,
+        LOSS_COLUMNS,
+        every=cfg["log_every"],
+        images_per_step=cfg["batch_size"],
+        total_steps=total_steps,
+        step=step,
+        resumed=ckpt is not None,
+        status=STATUS,
+    )
     n_labelled = cfg["supervised"]
 
     def checkpoint(name):
         path = run_dir / "checkpoints" / name
-        utils.save_training_state(path, SCRIPT, cfg, models, optimizers,
-                                  epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
+        utils.save_training_state(
+            path,
+            SCRIPT,
+            cfg,
+            models,
+            optimizers,
+            epoch=epoch,
+            epoch_step=epoch_step,
+            step=step,
+            fixed_noise=fixed_noise,
+        )
         return path
 
-    print(f"infogan: {len(data)} {cfg['dataset']} images ({':'.join(map(str, cfg['train_range']))}) on {device}, "
-          f"codes Cat({cfg['n_cat']}) + {cfg['n_cont']} continuous, {steps_per_epoch} steps/epoch, writing to {run_dir}")
+    print(
+        f"infogan: {len(data)} {cfg['dataset']} images ({':'.join(map(str, cfg['train_range']))}) on {device}, "
+        f"codes Cat({cfg['n_cat']}) + {cfg['n_cont']} continuous, {steps_per_epoch} steps/epoch, writing to {run_dir}"
+    )
     with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
         while step < total_steps:
             for real in epoch_batches(data, cfg, epoch, epoch_step, device):

@@ -28,6 +28,7 @@ Others are refused in one line.
 
 Outputs default to <run folder>/sampler/; each command prints where it wrote.
 """
+
 import argparse
 import csv
 import importlib
@@ -43,7 +44,15 @@ from torchvision.utils import make_grid
 import utils
 
 # scripts whose checkpoints this sampler reads; a checkpoint naming anything else is refused
-SCRIPTS = ("dcgan", "gan_mlp", "gan_maxout", "wgan_gp", "infogan", "bigan", "cyclegan")  # each new script adds itself here
+SCRIPTS = (
+    "dcgan",
+    "gan_mlp",
+    "gan_maxout",
+    "wgan_gp",
+    "infogan",
+    "bigan",
+    "cyclegan",
+)  # each new script adds itself here
 
 
 class Model:
@@ -94,8 +103,10 @@ class Generator(Model):
     def __init__(self, ckpt, device="auto"):
         super().__init__(ckpt, device)
         if self.can("TRANSLATIONS"):
-            utils.die(f"{ckpt}: {self.name}.py checkpoints are translation models: they draw nothing from noise; "
-                      f"use `sampler.py translate --ckpt PATH --input DIR --direction {'|'.join(self.script.TRANSLATIONS)}`")
+            utils.die(
+                f"{ckpt}: {self.name}.py checkpoints are translation models: they draw nothing from noise; "
+                f"use `sampler.py translate --ckpt PATH --input DIR --direction {'|'.join(self.script.TRANSLATIONS)}`"
+            )
         if not self.can("build_generator") or not self.cfg.get("image_size"):
             utils.die(f"{ckpt}: {self.name}.py checkpoints of this kind hold no image generator")
         self.G = self.module("build_generator", "G")
@@ -120,6 +131,7 @@ def read_images(path, image_size, channels, fit=None, flag="--images"):
     colour is converted (grey <-> RGB) and the size resized to fit. Returns uint8 (N, C, H, W),
     the file names to write results under, and the .npz's `labels` (or None)."""
     from PIL import UnidentifiedImageError
+
     path, labels = Path(path), None
     if not path.exists():
         utils.die(f"{flag} {path} does not exist")
@@ -127,14 +139,18 @@ def read_images(path, image_size, channels, fit=None, flag="--images"):
         try:
             with np.load(path) as npz:
                 if "images" not in npz:
-                    utils.die(f"{path} has no `images` array (it has {', '.join(npz.files) or 'none'}); "
-                              f"expected export's layout, uint8 (N, H, W, C)")
+                    utils.die(
+                        f"{path} has no `images` array (it has {', '.join(npz.files) or 'none'}); "
+                        f"expected export's layout, uint8 (N, H, W, C)"
+                    )
                 arrays, labels = npz["images"], npz["labels"] if "labels" in npz else None
         except (OSError, ValueError, EOFError) as exc:
             utils.die(f"{path} is not a readable .npz ({exc})")
         if arrays.dtype != np.uint8 or arrays.ndim not in (3, 4) or len(arrays) == 0:
-            utils.die(f"{path}: `images` must be uint8 (N, H, W, C) or (N, H, W) with N > 0, "
-                      f"got {arrays.dtype} {arrays.shape}")
+            utils.die(
+                f"{path}: `images` must be uint8 (N, H, W, C) or (N, H, W) with N > 0, "
+                f"got {arrays.dtype} {arrays.shape}"
+            )
         images = torch.from_numpy(arrays if arrays.ndim == 4 else arrays[..., None]).permute(0, 3, 1, 2)
         names = [f"{i:06d}.png" for i in range(len(images))]
         if labels is not None and len(labels) != len(images):
@@ -167,8 +183,9 @@ def _fit(images, image_size, channels):
             images = images[:, :1].expand(-1, channels, -1, -1)
         images = images.round().clamp(0, 255).to(torch.uint8)
     if images.shape[-2:] != (image_size, image_size):
-        images = torch.nn.functional.interpolate(images.float(), size=(image_size, image_size), mode="bilinear",
-                                                 antialias=True, align_corners=False)
+        images = torch.nn.functional.interpolate(
+            images.float(), size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False
+        )
         images = images.round().clamp(0, 255).to(torch.uint8)
     return images
 
@@ -218,7 +235,7 @@ def gif(ckpt, frames=60, n=16, seed=0, fps=15, out=None, device="auto"):
     _check_positive(frames=frames, n=n)
     gen = Generator(ckpt, device)
     keys = gen.noise(4 * n, seed).view(4, n, -1)  # a loop through 4 key points per sample
-    nrow = max(1, int(round(n ** 0.5)))
+    nrow = max(1, int(round(n**0.5)))
     images = []
     for i in range(frames):
         pos = 4 * i / frames
@@ -346,18 +363,24 @@ def translate(ckpt, input=None, direction="a2b", out=None, cycle=False, batch_si
         utils.die(f"--direction must be one of {', '.join(directions)}, got {direction!r}")
     if input is None:
         utils.die("translate needs --input DIR|FILE.npz (the images to translate)")
-    x, names, _ = read_images(input, model.cfg["image_size"], model.cfg["channels"], flag="--input",
-                              fit=getattr(model.script, "fit_images", None) and
-                              (lambda images: model.script.fit_images(model.cfg, images)))
+    x, names, _ = read_images(
+        input,
+        model.cfg["image_size"],
+        model.cfg["channels"],
+        flag="--input",
+        fit=getattr(model.script, "fit_images", None) and (lambda images: model.script.fit_images(model.cfg, images)),
+    )
     folder = model.out_path(out, f"translate_{direction}", folder=True)
     there = model.module("build_translator", directions[direction])
     back = model.module("build_translator", next(v for k, v in directions.items() if k != direction)) if cycle else None
     for start in range(0, len(x), batch_size):
         with torch.no_grad():
-            translated = there(model.to_model_range(x[start:start + batch_size]))
+            translated = there(model.to_model_range(x[start : start + batch_size]))
             outputs = [(folder, translated)] + ([(folder / "cycle", back(translated))] if cycle else [])
         for where, images in outputs:
-            for name, image in zip(names[start:start + batch_size], utils.to_uint8(images.float(), model.value_range)):
+            for name, image in zip(
+                names[start : start + batch_size], utils.to_uint8(images.float(), model.value_range)
+            ):
                 (where / name).parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(where / name)
     return f"{len(x)} images {direction} -> {folder}" + (f" (round trips in {folder / 'cycle'})" if cycle else "")
@@ -403,22 +426,30 @@ def _score_images(model, spec, flag, judge_unseen=False):
     elif cfg["dataset"] == "cifar10":
         images = utils.load_cifar10(cfg["data_root"], train=split == "train")
     else:
-        utils.die(f"{flag} {spec}: a data range picks images of mnist, fashion-mnist or cifar10, "
-                  f"not of --dataset {cfg['dataset']}; give a folder or an .npz")
+        utils.die(
+            f"{flag} {spec}: a data range picks images of mnist, fashion-mnist or cifar10, "
+            f"not of --dataset {cfg['dataset']}; give a folder or an .npz"
+        )
     if stop is not None and stop > len(images):
         utils.die(f"{flag} {split}:{start}:{stop} asks for more than the {len(images)} {split} images")
     images = _fit(images[start:stop], size, channels)
     unseen = ", the training images the score classifier never learned from" if judge_unseen else ""
-    return images, f"{cfg['dataset']} {split}[{start}:{stop or ''}] ({len(images)} images{unseen})", \
-        f"{cfg['dataset']}_{split}_{start}_{stop}_{size}px"
+    return (
+        images,
+        f"{cfg['dataset']} {split}[{start}:{stop or ''}] ({len(images)} images{unseen})",
+        f"{cfg['dataset']}_{split}_{start}_{stop}_{size}px",
+    )
 
 
 def _reads_digits(model):
     """Whether the classifier space applies: 28x28 grey digits/garments, or a script that turns
     its images into them (cyclegan's as_digits)."""
     cfg = model.cfg
-    return cfg.get("dataset") in utils.MNIST_FAMILY and not cfg.get("folder_a") and (
-        (cfg.get("image_size"), cfg.get("channels", 1)) == (28, 1) or model.can("as_digits"))
+    return (
+        cfg.get("dataset") in utils.MNIST_FAMILY
+        and not cfg.get("folder_a")
+        and ((cfg.get("image_size"), cfg.get("channels", 1)) == (28, 1) or model.can("as_digits"))
+    )
 
 
 def _classifier_scores(model, images, real, cache_key, batch_size, weights=None):
@@ -426,13 +457,19 @@ def _classifier_scores(model, images, real, cache_key, batch_size, weights=None)
     classes covered and the KL to the real images' histogram. (metrics, text)."""
     cfg = model.cfg
     classifier, _ = utils.score_classifier(cfg["dataset"], cfg["data_root"], model.device)
-    digits = ((lambda x: model.script.as_digits(cfg, x.to(model.device))) if model.can("as_digits")
-              else (lambda x: x.to(model.device).float() / 255))
+    digits = (
+        (lambda x: model.script.as_digits(cfg, x.to(model.device)))
+        if model.can("as_digits")
+        else (lambda x: x.to(model.device).float() / 255)
+    )
 
     def statistics(x):
         probs, features = utils.classifier_outputs(classifier, digits(x), batch_size)
-        return {**utils.feature_statistics(features), "histogram": utils.class_histogram(probs),
-                "inception_score": utils.inception_score(probs)}
+        return {
+            **utils.feature_statistics(features),
+            "histogram": utils.class_histogram(probs),
+            "inception_score": utils.inception_score(probs),
+        }
 
     cache = Path(cfg["data_root"]) / "scores" / f"{cache_key}_stats.pt" if cache_key else None
     if cache and cache.exists():
@@ -444,69 +481,112 @@ def _classifier_scores(model, images, real, cache_key, batch_size, weights=None)
     probs, features = utils.classifier_outputs(classifier, digits(images), batch_size)
     histogram = utils.class_histogram(probs)
     eps = 1e-6  # a class the samples never hit costs log(1/eps), not infinity
-    metrics = {"classifier_is": utils.inception_score(probs),
-               "classifier_fid": utils.frechet_distance(utils.feature_statistics(features), real_stats),
-               "classes_covered": int((histogram >= 0.01).sum()),
-               "class_kl": float((histogram * ((histogram + eps) / (real_stats["histogram"] + eps)).log()).sum()),
-               "real_classifier_is": real_stats["inception_score"]}
-    text = (f"classifier IS {metrics['classifier_is']:.3f} (real images: {metrics['real_classifier_is']:.3f}), "
-            f"classifier FID {metrics['classifier_fid']:.3f}, classes covered {metrics['classes_covered']}/10 "
-            f"(>= 1% of images), KL(image classes || real classes) {metrics['class_kl']:.4f}\n"
-            f"  classes: {' '.join(f'{k}:{v:.3f}' for k, v in enumerate(histogram.tolist()))}")
+    metrics = {
+        "classifier_is": utils.inception_score(probs),
+        "classifier_fid": utils.frechet_distance(utils.feature_statistics(features), real_stats),
+        "classes_covered": int((histogram >= 0.01).sum()),
+        "class_kl": float((histogram * ((histogram + eps) / (real_stats["histogram"] + eps)).log()).sum()),
+        "real_classifier_is": real_stats["inception_score"],
+    }
+    text = (
+        f"classifier IS {metrics['classifier_is']:.3f} (real images: {metrics['real_classifier_is']:.3f}), "
+        f"classifier FID {metrics['classifier_fid']:.3f}, classes covered {metrics['classes_covered']}/10 "
+        f"(>= 1% of images), KL(image classes || real classes) {metrics['class_kl']:.4f}\n"
+        f"  classes: {' '.join(f'{k}:{v:.3f}' for k, v in enumerate(histogram.tolist()))}"
+    )
     return metrics, text
 
 
 def _inception_scores(model, images, real, cache_key, batch_size, weights):
     """The Inception space, by torch-fidelity: IS, FID and KID (2048-d pool features). (metrics, text)"""
     cache_root = Path(model.cfg.get("data_root") or "./data") / "scores" / "torch-fidelity"
-    metrics = utils.inception_metrics(images, real, weights, model.device, batch_size, cache_root,
-                                      cache_key and f"{cache_key}_{len(real)}")
-    text = (f"Inception Score {metrics['inception_is']:.3f} +- {metrics['inception_is_std']:.3f}, "
-            f"FID {metrics['inception_fid']:.3f}, KID {metrics['kid']:.5f} +- {metrics['kid_std']:.5f}")
+    metrics = utils.inception_metrics(
+        images, real, weights, model.device, batch_size, cache_root, cache_key and f"{cache_key}_{len(real)}"
+    )
+    text = (
+        f"Inception Score {metrics['inception_is']:.3f} +- {metrics['inception_is_std']:.3f}, "
+        f"FID {metrics['inception_fid']:.3f}, KID {metrics['kid']:.5f} +- {metrics['kid_std']:.5f}"
+    )
     return metrics, text
 
 
-def _score_one(path, n=10000, features=None, real=None, images=None, batch_size=500, seed=0,
-               inception_weights=None, device="auto", quiet=False):
+def _score_one(
+    path,
+    n=10000,
+    features=None,
+    real=None,
+    images=None,
+    batch_size=500,
+    seed=0,
+    inception_weights=None,
+    device="auto",
+    quiet=False,
+):
     model = Model(path, device)
     space = features or ("classifier" if _reads_digits(model) else "inception")
     if space not in ("classifier", "inception"):
         utils.die(f"--features must be classifier or inception, got {space!r}")
     if space == "classifier" and not _reads_digits(model):
-        utils.die(f"score: {path} makes {model.cfg.get('image_size')}x{model.cfg.get('image_size')} images of "
-                  f"{model.cfg.get('dataset')}; the classifier feature space covers the 28x28 grey data sets "
-                  f"(mnist, fashion-mnist) only: use --features inception")
+        utils.die(
+            f"score: {path} makes {model.cfg.get('image_size')}x{model.cfg.get('image_size')} images of "
+            f"{model.cfg.get('dataset')}; the classifier feature space covers the 28x28 grey data sets "
+            f"(mnist, fashion-mnist) only: use --features inception"
+        )
     weights = utils.inception_weights(inception_weights) if space == "inception" else None
     sets = []  # (metric-name prefix, what is scored, its images, the real images, what they are, cache key)
     if model.can("TRANSLATIONS", "score_sets"):
         if images is not None or real is not None:
-            utils.die(f"score: {model.name}.py is scored on its own held-out images against images of the other "
-                      f"domain; --images and --real are for generators")
+            utils.die(
+                f"score: {model.name}.py is scored on its own held-out images against images of the other "
+                f"domain; --images and --real are for generators"
+            )
         for direction, (inputs, target, target_held_out, reference) in model.script.score_sets(
-                model.cfg, n, model.device).items():
+            model.cfg, n, model.device
+        ).items():
             there = model.module("build_translator", model.script.TRANSLATIONS[direction])
             inputs = _fit(inputs.cpu(), model.cfg["image_size"], model.cfg["channels"])
             with torch.no_grad():
-                translated = torch.cat([_as_uint8(there(model.to_model_range(x)), model.value_range)
-                                        for x in inputs.split(batch_size)])
-            sets += [(f"{direction}_", f"{direction}: {len(inputs)} held-out images translated", translated,
-                      target, reference, None),
-                     (f"{direction}_real_", f"{direction}: {len(target_held_out)} real held-out images of the other "
-                      f"domain (for comparison)", target_held_out.cpu(), target, reference, None)]
+                translated = torch.cat(
+                    [_as_uint8(there(model.to_model_range(x)), model.value_range) for x in inputs.split(batch_size)]
+                )
+            sets += [
+                (
+                    f"{direction}_",
+                    f"{direction}: {len(inputs)} held-out images translated",
+                    translated,
+                    target,
+                    reference,
+                    None,
+                ),
+                (
+                    f"{direction}_real_",
+                    f"{direction}: {len(target_held_out)} real held-out images of the other domain (for comparison)",
+                    target_held_out.cpu(),
+                    target,
+                    reference,
+                    None,
+                ),
+            ]
     else:
         gen = Generator(path, device)
         what = f"{images}" if images is not None else f"{n} samples"
-        fake = (_score_images(gen, images, "--images")[0] if images is not None
-                else _as_uint8(gen(gen.noise(n, seed), batch_size), gen.value_range))
+        fake = (
+            _score_images(gen, images, "--images")[0]
+            if images is not None
+            else _as_uint8(gen(gen.noise(n, seed), batch_size), gen.value_range)
+        )
         sets.append(("", what, fake, *_score_images(gen, real, "--real", judge_unseen=space == "classifier")))
     measure = _classifier_scores if space == "classifier" else _inception_scores
     scores = {"step": model.state.get("step")}
     if not quiet:
-        print(f"features: the {model.cfg['dataset']} score classifier's (a CNN trained by this repository; held-out "
-              f"accuracy {100 * utils.score_classifier(model.cfg['dataset'], model.cfg['data_root'], 'cpu')[1]:.2f}%), "
-              f"128-d penultimate layer for FID" if space == "classifier" else
-              f"features: Inception-v3 (torch-fidelity's inception-v3-compat, {weights}): 2048-d pool for FID and "
-              f"KID, its classes for IS")
+        print(
+            f"features: the {model.cfg['dataset']} score classifier's (a CNN trained by this repository; held-out "
+            f"accuracy {100 * utils.score_classifier(model.cfg['dataset'], model.cfg['data_root'], 'cpu')[1]:.2f}%), "
+            f"128-d penultimate layer for FID"
+            if space == "classifier"
+            else f"features: Inception-v3 (torch-fidelity's inception-v3-compat, {weights}): 2048-d pool for FID and "
+            f"KID, its classes for IS"
+        )
     for prefix, what, x, reference, reference_name, cache_key in sets:
         metrics, text = measure(model, x, reference, cache_key, batch_size, weights)
         scores |= {prefix + k: v for k, v in metrics.items()}
@@ -516,8 +596,18 @@ def _score_one(path, n=10000, features=None, real=None, images=None, batch_size=
 
 
 @utils.one_line_errors
-def score(ckpt, n=10000, features=None, real=None, images=None, batch_size=500, seed=0, inception_weights=None,
-          out=None, device="auto"):
+def score(
+    ckpt,
+    n=10000,
+    features=None,
+    real=None,
+    images=None,
+    batch_size=500,
+    seed=0,
+    inception_weights=None,
+    out=None,
+    device="auto",
+):
     """Measure a generator (or a translation model) in a feature space, named in the output:
     --features classifier (default for the 28x28 grey data sets: a digit/garment classifier the
     repository trains on first use and caches under the data root; classifier IS, FID, class
@@ -530,16 +620,26 @@ def score(ckpt, n=10000, features=None, real=None, images=None, batch_size=500, 
     Given a folder of checkpoints, scores each and writes scores.csv and scores.png (the metrics
     against the training step) to --out (default: the run folder)."""
     _check_positive(n=n, batch_size=batch_size)
-    options = dict(n=n, features=features, real=real, images=images, batch_size=batch_size, seed=seed,
-                   inception_weights=inception_weights, device=device)
+    options = dict(
+        n=n,
+        features=features,
+        real=real,
+        images=images,
+        batch_size=batch_size,
+        seed=seed,
+        inception_weights=inception_weights,
+        device=device,
+    )
     if not Path(ckpt).is_dir():
         _score_one(ckpt, **options)
         return None
     paths = sorted(Path(ckpt).glob("*.pt"))
     if not paths:
         utils.die(f"score: no checkpoints (*.pt) in {ckpt}")
-    rows = sorted(({"checkpoint": p.name} | _score_one(str(p), **options, quiet=True) for p in paths),
-                  key=lambda r: (r["step"], r["checkpoint"]))
+    rows = sorted(
+        ({"checkpoint": p.name} | _score_one(str(p), **options, quiet=True) for p in paths),
+        key=lambda r: (r["step"], r["checkpoint"]),
+    )
     folder = Path(out) if out else Path(ckpt).resolve().parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -551,8 +651,10 @@ def score(ckpt, n=10000, features=None, real=None, images=None, batch_size=500, 
         writer.writerow(columns)
         writer.writerows([[r[c] if isinstance(r[c], (str, int)) else f"{r[c]:.6g}" for c in columns] for r in rows])
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     plotted = [c for c in columns if c.endswith(("_fid", "_is")) and "real_" not in c]
     fig, axes = plt.subplots(1, len(plotted), figsize=(4.5 * len(plotted), 3.5), squeeze=False)
     for ax, key in zip(axes[0], plotted):
@@ -566,13 +668,23 @@ def score(ckpt, n=10000, features=None, real=None, images=None, batch_size=500, 
     plt.close(fig)
     fid = next(c for c in plotted if c.endswith("_fid"))
     best = min(rows, key=lambda r: r[fid])
-    return (f"{len(rows)} checkpoints scored -> {folder / 'scores.csv'}, {folder / 'scores.png'}; lowest "
-            f"{fid} {best[fid]:.3f} at {best['checkpoint']} (step {best['step']})")
+    return (
+        f"{len(rows)} checkpoints scored -> {folder / 'scores.csv'}, {folder / 'scores.png'}; lowest "
+        f"{fid} {best[fid]:.3f} at {best['checkpoint']} (step {best['step']})"
+    )
 
 
-COMMANDS = {"sample": sample, "interpolate": interpolate, "gif": gif, "export": export, "traverse": traverse,
-            "encode": encode, "reconstruct": reconstruct,
-            "translate": translate, "score": score}
+COMMANDS = {
+    "sample": sample,
+    "interpolate": interpolate,
+    "gif": gif,
+    "export": export,
+    "traverse": traverse,
+    "encode": encode,
+    "reconstruct": reconstruct,
+    "translate": translate,
+    "score": score,
+}
 
 if __name__ == "__main__":
     argv = sys.argv[1:]

@@ -26,10 +26,11 @@ Each helper is small and stands alone, so a script reads fine without opening th
                                     (averaged over processes under torchrun, written by rank 0)
     save_on_interrupt(log, save)    Ctrl-C: write the last checkpoint, then exit with one line
     load_mnist_family / load_mnist_range / load_cifar10 / load_image_folder   datasets, offline errors
-    ScoreClassifier / score_classifier / judge_cut   the 28x28 data sets' judge for sampler.py score (trained once, cached)
+    ScoreClassifier / score_classifier / judge_cut   the 28x28 data sets' judge for sampler.py score (cached)
     classifier_outputs / feature_statistics / frechet_distance / inception_score / class_histogram   the metrics
-    inception_weights / inception_metrics   torch-fidelity's Inception-v3: its weights file (one line offline), IS/FID/KID
+    inception_weights / inception_metrics   torch-fidelity's Inception-v3: weights file (one line offline), IS/FID/KID
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,7 +69,8 @@ def die(message: str) -> None:
 
 def _is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or (
-        isinstance(exc, RuntimeError) and ("can't allocate memory" in str(exc) or "out of memory" in str(exc)))
+        isinstance(exc, RuntimeError) and ("can't allocate memory" in str(exc) or "out of memory" in str(exc))
+    )
 
 
 def one_line_errors(main):
@@ -76,23 +78,29 @@ def one_line_errors(main):
     line and exit status 1: running out of memory (a batch or a model too large), and paths that
     cannot be read or written (a file where a folder should be, no permission, a full disk), and,
     under torchrun, another process of the job gone. Anything else is a bug and keeps its traceback."""
+
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         try:
             return main(*args, **kwargs)
         except (MemoryError, RuntimeError) as exc:
             if _lost_a_peer(exc):
-                die(f"another process of this torchrun job stopped, so this one stops too; resume from the run's "
-                    f"checkpoints/last.pt ({str(exc).splitlines()[0][:100]})")
+                die(
+                    f"another process of this torchrun job stopped, so this one stops too; resume from the run's "
+                    f"checkpoints/last.pt ({str(exc).splitlines()[0][:100]})"
+                )
             if not _is_out_of_memory(exc):
                 raise
             where = "the GPU" if isinstance(exc, torch.OutOfMemoryError) else "this machine"
-            die(f"out of memory on {where}: use a smaller --batch-size or a smaller model "
-                f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})")
+            die(
+                f"out of memory on {where}: use a smaller --batch-size or a smaller model "
+                f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})"
+            )
         except OSError as exc:
             if exc.filename is None and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
             die(f"cannot use {exc.filename or 'the output'}: {exc.strerror or exc}")
+
     return wrapper
 
 
@@ -100,11 +108,13 @@ def _lost_a_peer(exc: BaseException) -> bool:
     """Whether a collective failed because another process of the job is gone (crashed, killed,
     interrupted): the processes that remain get a connection error from gloo or NCCL."""
     import torch.distributed as dist
+
     if not (dist.is_available() and dist.is_initialized()):
         return False
     text = str(exc)
     return isinstance(exc, dist.DistError) or any(
-        sign in text for sign in ("Connection reset by peer", "Connection closed by peer", "Broken pipe"))
+        sign in text for sign in ("Connection reset by peer", "Connection closed by peer", "Broken pipe")
+    )
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -128,28 +138,52 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_run_flags(parser, script: str, *, seed: int = 0, save_every: int = 10, step: str = "steps",
-                  amp_help: str = "bfloat16 autocast for the forward passes (fast on recent GPUs)",
-                  compile_help: str = "torch.compile G and D; 'reduce-overhead' also captures CUDA graphs",
-                  distributed: bool = False):
+def add_run_flags(
+    parser,
+    script: str,
+    *,
+    seed: int = 0,
+    save_every: int = 10,
+    step: str = "steps",
+    amp_help: str = "bfloat16 autocast for the forward passes (fast on recent GPUs)",
+    compile_help: str = "torch.compile G and D; 'reduce-overhead' also captures CUDA graphs",
+    distributed: bool = False,
+):
     """The flags every training script has (device, --amp, --compile, seed, output folder, resume,
     checkpoint and log intervals), as a "run" group of `parser`, returned for the script's own;
     with distributed=True (scripts that run under torchrun) also --sync-bn."""
     run = parser.add_argument_group("run")
-    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train; auto picks CUDA if present")
+    run.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train; auto picks CUDA if present"
+    )
     run.add_argument("--amp", action="store_true", help=amp_help)
-    run.add_argument("--compile", nargs="?", const="default", default=None,
-                     choices=["default", "reduce-overhead", "max-autotune"], help=compile_help)
+    run.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        default=None,
+        choices=["default", "reduce-overhead", "max-autotune"],
+        help=compile_help,
+    )
     run.add_argument("--seed", type=int, default=seed, help="seeds weights, noise, data order: same seed, same run")
     run.add_argument("--out", default=None, help=f"run folder (default runs/{script}/<dataset>-<time>)")
     run.add_argument("--resume", default=None, help="checkpoint to continue from; its run folder is reused")
-    run.add_argument("--save-every", type=positive_int, default=save_every, help="also keep checkpoints/epoch_XXX.pt every N epochs")
+    run.add_argument(
+        "--save-every", type=positive_int, default=save_every, help="also keep checkpoints/epoch_XXX.pt every N epochs"
+    )
     if distributed:
-        run.add_argument("--sync-bn", action="store_true",
-                         help="under torchrun: batch norm statistics over all processes' shares of a batch "
-                              "(SyncBatchNorm); off, as the papers trained on one GPU")
-    run.add_argument("--log-every", type=positive_int, default=100,
-                     help=f"average the losses over N {step}, then log them (the only host sync in the loop)")
+        run.add_argument(
+            "--sync-bn",
+            action="store_true",
+            help="under torchrun: batch norm statistics over all processes' shares of a batch "
+            "(SyncBatchNorm); off, as the papers trained on one GPU",
+        )
+    run.add_argument(
+        "--log-every",
+        type=positive_int,
+        default=100,
+        help=f"average the losses over N {step}, then log them (the only host sync in the loop)",
+    )
     return run
 
 
@@ -161,7 +195,7 @@ def data_range(text: str) -> tuple[str, int, int]:
         assert split in ("train", "test") and 0 <= int(start) < int(stop)
         return split, int(start), int(stop)
     except (ValueError, AssertionError):
-        raise argparse.ArgumentTypeError(f"expected train|test:START:STOP with START < STOP, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected train|test:START:STOP with START < STOP, got {text!r}") from None
 
 
 def explicit_flags(build_parser, argv) -> set[str]:
@@ -185,8 +219,10 @@ def resume_config(saved: dict, args: argparse.Namespace, explicit: set[str], saf
         if name in safe:
             cfg[name] = value
         elif saved.get(name) != value:
-            die(f"--{name.replace('_', '-')} cannot change when resuming "
-                f"(saved: {saved.get(name)!r}); only {', '.join(sorted('--' + s.replace('_', '-') for s in safe))} can")
+            die(
+                f"--{name.replace('_', '-')} cannot change when resuming "
+                f"(saved: {saved.get(name)!r}); only {', '.join(sorted('--' + s.replace('_', '-') for s in safe))} can"
+            )
     return cfg
 
 
@@ -243,6 +279,7 @@ def setup_device(cfg: dict, ddp: Distributed | None = None) -> torch.device:
 # --------------------------------------------------------------------------- several processes (torchrun)
 class Distributed(NamedTuple):
     """Where this process stands: rank 0 of 1, not under torchrun, when launched plainly."""
+
     rank: int = 0
     world: int = 1
     local_rank: int = 0
@@ -262,7 +299,9 @@ def setup_distributed(cfg: dict) -> Distributed:
     that the global batch splits evenly over the processes, then join the process group, NCCL
     on CUDA, gloo on the CPU. Launched plainly: rank 0 of 1, and nothing else happens."""
     env = os.environ
-    ddp = Distributed(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)), "RANK" in env)
+    ddp = Distributed(
+        int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)), "RANK" in env
+    )
     cuda = pick_device(cfg["device"]).type == "cuda"
     if cfg.get("sync_bn") and not ddp.torchrun:
         die("--sync-bn synchronises batch norm across the processes of a torchrun job; launch with torchrun")
@@ -270,11 +309,15 @@ def setup_distributed(cfg: dict) -> Distributed:
         die("--sync-bn needs CUDA: PyTorch's SyncBatchNorm runs on GPUs only")
     for name in ("batch_size", "g_batch_size"):
         if cfg.get(name) and cfg[name] % ddp.world:
-            die(f"--{name.replace('_', '-')} {cfg[name]} is the global batch and does not split evenly over "
-                f"{ddp.world} processes; make it a multiple of {ddp.world}")
+            die(
+                f"--{name.replace('_', '-')} {cfg[name]} is the global batch and does not split evenly over "
+                f"{ddp.world} processes; make it a multiple of {ddp.world}"
+            )
     if cuda and ddp.local_rank >= torch.cuda.device_count():
-        die(f"process {ddp.local_rank} of this machine has no GPU of its own ({torch.cuda.device_count()} visible); "
-            f"start at most {torch.cuda.device_count()} processes per machine (--nproc_per_node)")
+        die(
+            f"process {ddp.local_rank} of this machine has no GPU of its own ({torch.cuda.device_count()} visible); "
+            f"start at most {torch.cuda.device_count()} processes per machine (--nproc_per_node)"
+        )
     if ddp.torchrun and not torch.distributed.is_initialized():
         if cuda:
             torch.cuda.set_device(ddp.local_rank)
@@ -293,8 +336,12 @@ def distribute(ddp: Distributed, *modules, sync_bn: bool = False):
     # DDP copies it into the bucket and the values are right
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     device_ids = [ddp.local_rank] if next(modules[0].parameters()).is_cuda else None
-    return tuple(DistributedDataParallel(torch.nn.SyncBatchNorm.convert_sync_batchnorm(m) if sync_bn else m,
-                                         device_ids=device_ids) for m in modules)
+    return tuple(
+        DistributedDataParallel(
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(m) if sync_bn else m, device_ids=device_ids
+        )
+        for m in modules
+    )
 
 
 def shard(order: torch.Tensor, batch_size: int, ddp: Distributed) -> torch.Tensor:
@@ -347,9 +394,11 @@ def seed_everything(seed: int) -> None:
 
 def rng_state() -> dict:
     _, keys, pos, _, _ = np.random.get_state()
-    state = {"torch": torch.get_rng_state(),  # plain tensors only, so weights_only loading works
-             "numpy": torch.from_numpy(np.append(keys, pos).astype(np.int64)),
-             "python": torch.tensor(random.getstate()[1], dtype=torch.int64)}
+    state = {
+        "torch": torch.get_rng_state(),  # plain tensors only, so weights_only loading works
+        "numpy": torch.from_numpy(np.append(keys, pos).astype(np.int64)),
+        "python": torch.tensor(random.getstate()[1], dtype=torch.int64),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -408,12 +457,16 @@ def build_models(cfg: dict, device: torch.device, *builders) -> list[torch.nn.Mo
     except RuntimeError as exc:
         if "overflow" not in str(exc):
             raise
-        die("the models are too large to even size (a tensor of more than 2^63 bytes): make them smaller "
-            "(e.g. --z-dim, widths)")
+        die(
+            "the models are too large to even size (a tensor of more than 2^63 bytes): make them smaller "
+            "(e.g. --z-dim, widths)"
+        )
     needed, free = 16 * n_params, free_memory(device)
     if needed > free:
-        die(f"the models have {n_params / 1e6:,.0f}M parameters and need about {needed / 2**30:,.1f} GiB to train, "
-            f"but {device.type} has {free / 2**30:,.1f} GiB free: make them smaller (e.g. --z-dim, widths)")
+        die(
+            f"the models have {n_params / 1e6:,.0f}M parameters and need about {needed / 2**30:,.1f} GiB to train, "
+            f"but {device.type} has {free / 2**30:,.1f} GiB free: make them smaller (e.g. --z-dim, widths)"
+        )
     return [build(cfg).to(device) for build in builders]
 
 
@@ -426,9 +479,9 @@ def compile_models(mode: str | None, *modules):
 def save_grid(images: torch.Tensor, path, nrow: int = 8, value_range=(-1.0, 1.0)) -> None:
     """Save a batch (N, C, H, W) whose values lie in `value_range` as one PNG grid."""
     from torchvision.utils import save_image
+
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_image(images.detach().float().cpu(), path, nrow=nrow, padding=2,
-               normalize=True, value_range=value_range)
+    save_image(images.detach().float().cpu(), path, nrow=nrow, padding=2, normalize=True, value_range=value_range)
 
 
 def to_uint8(images: torch.Tensor, value_range=(-1.0, 1.0)) -> np.ndarray:
@@ -441,6 +494,7 @@ def to_uint8(images: torch.Tensor, value_range=(-1.0, 1.0)) -> np.ndarray:
 def save_gif(frames, path, fps: float = 4.0) -> None:
     """Animated GIF from PNG paths or HxW(xC) uint8 arrays, looping forever."""
     import imageio.v2 as imageio
+
     images = [imageio.imread(f) if isinstance(f, (str, Path)) else f for f in frames]
     if images:
         tmp = Path(path).with_suffix(".tmp.gif")
@@ -472,8 +526,13 @@ def load_checkpoint(path, script: str | tuple[str, ...] | None = None) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, corrupt, pickled objects, not a torch file
-        reason = "it holds objects other than tensors and plain data" if isinstance(exc, pickle.UnpicklingError) \
-            else f"{type(exc).__name__}: {str(exc).splitlines()[0][:100]}" if str(exc) else type(exc).__name__
+        reason = (
+            "it holds objects other than tensors and plain data"
+            if isinstance(exc, pickle.UnpicklingError)
+            else f"{type(exc).__name__}: {str(exc).splitlines()[0][:100]}"
+            if str(exc)
+            else type(exc).__name__
+        )
         die(f"{path} is not a readable checkpoint ({reason})")
     if not isinstance(state, dict) or state.get("repo") != REPO_ID:
         die(f"{path} is not a checkpoint written by this repository's scripts")
@@ -485,8 +544,17 @@ def load_checkpoint(path, script: str | tuple[str, ...] | None = None) -> dict:
     return state
 
 
-def save_training_state(path, script: str, cfg: dict, models: dict, optimizers: dict, *,
-                        ddp: Distributed | None = None, per_rank: dict | None = None, **progress) -> None:
+def save_training_state(
+    path,
+    script: str,
+    cfg: dict,
+    models: dict,
+    optimizers: dict,
+    *,
+    ddp: Distributed | None = None,
+    per_rank: dict | None = None,
+    **progress,
+) -> None:
     """Checkpoint a training run: its config, the weights and optimizer states of `models` and
     `optimizers` (dicts of name -> module/optimizer), the RNG states, `per_rank` (state each
     process holds for itself, like cyclegan's image pools) and `progress` (epoch, step, fixed
@@ -496,9 +564,18 @@ def save_training_state(path, script: str, cfg: dict, models: dict, optimizers: 
     ddp = ddp or Distributed()
     ranks = _gather(ddp, {"rng": rng_state(), **(per_rank or {})})
     if ddp.main:
-        save_checkpoint({"cfg": cfg, **progress, **ranks[0], **({"ranks": ranks[1:]} if ddp.torchrun else {}),
-                         "models": {name: m.state_dict() for name, m in models.items()},
-                         "optimizers": {name: o.state_dict() for name, o in optimizers.items()}}, path, script)
+        save_checkpoint(
+            {
+                "cfg": cfg,
+                **progress,
+                **ranks[0],
+                **({"ranks": ranks[1:]} if ddp.torchrun else {}),
+                "models": {name: m.state_dict() for name, m in models.items()},
+                "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
+            },
+            path,
+            script,
+        )
 
 
 def restore_training_state(ckpt: dict, models: dict, optimizers: dict, ddp: Distributed | None = None) -> dict:
@@ -517,8 +594,11 @@ def restore_training_state(ckpt: dict, models: dict, optimizers: dict, ddp: Dist
     set_rng_state(mine["rng"])
     if len(saved) != ddp.world:
         seed_everything(ckpt["cfg"]["seed"] * 100_003 + ckpt["step"] * 1_009 + ddp.rank)
-        ddp.print(f"note: resuming a {len(saved)}-process run with {ddp.world}: the same weights and global batches, "
-                  f"new noise streams (not bit for bit the run that stopped)", file=sys.stderr)
+        ddp.print(
+            f"note: resuming a {len(saved)}-process run with {ddp.world}: the same weights and global batches, "
+            f"new noise streams (not bit for bit the run that stopped)",
+            file=sys.stderr,
+        )
     return mine
 
 
@@ -542,10 +622,24 @@ class TrainingLog:
                    same sync), and only rank 0 writes the file and shows the bar
     """
 
-    def __init__(self, run_dir, columns: list[str], *, every: int, images_per_step: int, total_steps,
-                 step: int, resumed: bool, status, extra=None, extra_columns=(), rate: str = "images_per_s",
-                 ddp: Distributed | None = None):
+    def __init__(
+        self,
+        run_dir,
+        columns: list[str],
+        *,
+        every: int,
+        images_per_step: int,
+        total_steps,
+        step: int,
+        resumed: bool,
+        status,
+        extra=None,
+        extra_columns=(),
+        rate: str = "images_per_s",
+        ddp: Distributed | None = None,
+    ):
         from tqdm import tqdm
+
         self.ddp = ddp or Distributed()
         self.path, self.run_dir = Path(run_dir) / "losses.csv", Path(run_dir)
         self.columns, self.extra_columns, self.rate = list(columns), list(extra_columns), rate
@@ -582,8 +676,10 @@ class TrainingLog:
             values[self.rate] = self.window * self.images_per_step / (time.perf_counter() - self.window_start)
             if self.ddp.main:
                 with open(self.path, "a", newline="") as f:
-                    csv.writer(f).writerow([self.step, self.epoch + 1] +
-                                           [f"{values[c]:.6g}" for c in self.columns + self.extra_columns + [self.rate]])
+                    csv.writer(f).writerow(
+                        [self.step, self.epoch + 1]
+                        + [f"{values[c]:.6g}" for c in self.columns + self.extra_columns + [self.rate]]
+                    )
             self.last_status = self.status(values) if callable(self.status) else self.status.format(**values)
             self.bar.set_postfix_str(f"{self.last_status}, {values[self.rate]:.0f}/s")
         self.sums, self.window, self.window_start = None, 0, time.perf_counter()
@@ -599,8 +695,10 @@ class TrainingLog:
     def plot(self, keys: list[str]) -> None:
         """losses.png beside losses.csv: the columns `keys` against the step."""
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+
         rows = self.rows()
         if not rows:
             return
@@ -629,9 +727,15 @@ def save_on_interrupt(log: TrainingLog, save_last):
         if log.ddp.world > 1:
             if log.ddp.main:
                 last = log.run_dir / "checkpoints" / "last.pt"
-                die(f"interrupted at step {log.step}; " + (f"the last complete checkpoint is {last} (continue with "
-                    f"--resume)" if last.exists() else "no checkpoint was complete yet"))
-            raise SystemExit(1)
+                die(
+                    f"interrupted at step {log.step}; "
+                    + (
+                        f"the last complete checkpoint is {last} (continue with --resume)"
+                        if last.exists()
+                        else "no checkpoint was complete yet"
+                    )
+                )
+            raise SystemExit(1) from None
         log.close()
         die(f"interrupted at step {log.step}; saved {save_last()} (continue with --resume)")
     finally:
@@ -639,8 +743,7 @@ def save_on_interrupt(log: TrainingLog, save_last):
 
 
 # --------------------------------------------------------------------------- data sets
-MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 MNIST_FAMILY = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 
@@ -681,7 +784,10 @@ def _with_quiet_download(make_dataset, offline_hint: str):
         with redirect_stdout(chatter), redirect_stderr(chatter):
             return make_dataset(download=True)
     except Exception as exc:  # offline, mirror down, checksum mismatch...
-        die(f"{offline_hint} ({type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else 'download failed'})")
+        die(
+            f"{offline_hint} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else 'download failed'})"
+        )
 
 
 def load_mnist_family(name: str, root, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -691,6 +797,7 @@ def load_mnist_family(name: str, root, train: bool = True) -> tuple[torch.Tensor
     Fashion-MNIST also in Debian's dataset-fashion-mnist package.
     """
     from torchvision import datasets
+
     _check_data_root(root)
     folder = MNIST_FAMILY[name]
     raw_dir = Path(root) / folder / "raw"
@@ -704,13 +811,17 @@ def load_mnist_family(name: str, root, train: bool = True) -> tuple[torch.Tensor
         except Exception as exc:  # torchvision asserts on a bad header, fails to reshape a short file
             files = " and ".join(f for f in MNIST_FILES if f.startswith("train" if train else "t10k"))
             reason = str(exc).splitlines()[0][:100] if str(exc) else "bad header"
-            die(f"the {name} files {files} in {raw_dir} are corrupt ({type(exc).__name__}: {reason}); "
-                f"replace them with the originals")
+            die(
+                f"the {name} files {files} in {raw_dir} are corrupt ({type(exc).__name__}: {reason}); "
+                f"replace them with the originals"
+            )
         if len(ds.data) != len(ds.targets):
             die(f"the {name} images and labels in {raw_dir} disagree ({len(ds.data)} images, {len(ds.targets)} labels)")
         return ds.data, ds.targets
-    hint = (f"{name} is not in {raw_dir} and could not be downloaded: put "
-            f"{', '.join(f + '.gz' for f in MNIST_FILES)} there, or pass --data-root")
+    hint = (
+        f"{name} is not in {raw_dir} and could not be downloaded: put "
+        f"{', '.join(f + '.gz' for f in MNIST_FILES)} there, or pass --data-root"
+    )
     if name == "fashion-mnist":
         hint += " (or: apt-get install dataset-fashion-mnist)"
     ds = _with_quiet_download(lambda download: dataset_class(root, train=train, download=download), hint)
@@ -729,9 +840,12 @@ def load_mnist_range(cfg: dict, which: str, device) -> tuple[torch.Tensor, torch
 def load_cifar10(root, train: bool = True) -> torch.Tensor:
     """CIFAR-10 images as uint8 (N, 3, 32, 32), from <root>/cifar-10-batches-py or download."""
     from torchvision import datasets
+
     _check_data_root(root)
-    hint = (f"CIFAR-10 is not in {Path(root) / 'cifar-10-batches-py'} and could not be downloaded: "
-            f"put cifar-10-python.tar.gz in {root}, or pass --data-root")
+    hint = (
+        f"CIFAR-10 is not in {Path(root) / 'cifar-10-batches-py'} and could not be downloaded: "
+        f"put cifar-10-python.tar.gz in {root}, or pass --data-root"
+    )
     ds = _with_quiet_download(lambda download: datasets.CIFAR10(root, train=train, download=download), hint)
     return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
 
@@ -749,13 +863,16 @@ class SkipUnreadable(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         from PIL import UnidentifiedImageError
+
         for offset in range(len(self.dataset)):
             i = (index + offset) % len(self.dataset)
             try:
                 return self.dataset[i]
             except (OSError, ValueError, SyntaxError, UnidentifiedImageError) as exc:
-                print(f"warning: skipping unreadable image {self.dataset.samples[i][0]} ({type(exc).__name__}: {exc})",
-                      file=sys.stderr)
+                print(
+                    f"warning: skipping unreadable image {self.dataset.samples[i][0]} ({type(exc).__name__}: {exc})",
+                    file=sys.stderr,
+                )
         raise RuntimeError("no image of the folder can be read")
 
 
@@ -764,18 +881,25 @@ def load_image_folder(path, image_size: int, channels: int = 3):
     as tensors in [-1, 1]. Images may sit in class subfolders or directly in `path`;
     unreadable ones are skipped with a warning."""
     from torchvision import datasets, transforms
+
     if not path:
         die("--dataset folder needs --image-folder PATH")
     path = Path(path)
     if not path.is_dir():
-        die(f"image folder {path} does not exist" if not path.exists() else f"--image-folder {path} is a file, not a folder")
-    transform = transforms.Compose([
-        transforms.Resize(image_size),
-        transforms.CenterCrop(image_size),
-        *([transforms.Grayscale()] if channels == 1 else []),
-        transforms.ToTensor(),
-        transforms.Normalize([0.5] * channels, [0.5] * channels),
-    ])
+        die(
+            f"image folder {path} does not exist"
+            if not path.exists()
+            else f"--image-folder {path} is a file, not a folder"
+        )
+    transform = transforms.Compose(
+        [
+            transforms.Resize(image_size),
+            transforms.CenterCrop(image_size),
+            *([transforms.Grayscale()] if channels == 1 else []),
+            transforms.ToTensor(),
+            transforms.Normalize([0.5] * channels, [0.5] * channels),
+        ]
+    )
     has_subfolders = any(p.is_dir() for p in path.iterdir())
     # ImageFolder wants root/<class>/<image>; a flat folder of images is its own single class
     root, allow = (path, None) if has_subfolders else (path.parent, {path.name})
@@ -783,8 +907,14 @@ def load_image_folder(path, image_size: int, channels: int = 3):
         if allow is None:
             return SkipUnreadable(datasets.ImageFolder(root, transform=transform))
         flat = datasets.ImageFolder(  # sibling folders of `path` are classes with no valid files: allowed
-            root, transform=transform, allow_empty=True, is_valid_file=lambda f: Path(f).parent.name in allow
-            and datasets.folder.has_file_allowed_extension(f, datasets.folder.IMG_EXTENSIONS))
+            root,
+            transform=transform,
+            allow_empty=True,
+            is_valid_file=lambda f: (
+                Path(f).parent.name in allow
+                and datasets.folder.has_file_allowed_extension(f, datasets.folder.IMG_EXTENSIONS)
+            ),
+        )
         if not flat.samples:
             die(f"no images found under {path}")
         return SkipUnreadable(flat)
@@ -801,9 +931,15 @@ class ScoreClassifier(torch.nn.Module):
         super().__init__()
         nn = torch.nn
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(True),
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.ReLU(True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(True),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(64 * 7 * 7, 128),
+            nn.ReLU(True),
         )
         self.head = nn.Linear(128, 10)
 
@@ -851,8 +987,9 @@ def score_classifier(dataset: str, data_root, device, epochs: int = 3, seed: int
     with torch.no_grad():
         predicted = torch.cat([classifier(chunk.float() / 255)[0].argmax(1) for chunk in x[cut:].split(1000)])
     accuracy = (predicted == y[cut:]).float().mean().item()
-    save_checkpoint({"weights": classifier.state_dict(), "accuracy": accuracy, "n_images": len(images)},
-                    path, "score_classifier")
+    save_checkpoint(
+        {"weights": classifier.state_dict(), "accuracy": accuracy, "n_images": len(images)}, path, "score_classifier"
+    )
     return classifier, accuracy
 
 
@@ -875,7 +1012,9 @@ def feature_statistics(features: torch.Tensor) -> dict:
 def frechet_distance(a: dict, b: dict) -> float:
     """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), the FID formula (scipy's sqrtm)."""
     import warnings
+
     from scipy import linalg
+
     with warnings.catch_warnings():  # dead ReLU units make the product singular; checked just below
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
         covmean = linalg.sqrtm(a["sigma"].numpy() @ b["sigma"].numpy())
@@ -907,6 +1046,7 @@ def inception_weights(path=None) -> str:
     $INCEPTION_WEIGHTS, else torch's hub cache, where it is fetched on first use. Offline and
     missing: one line saying what to download and where to put it."""
     from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+
     path = path or os.environ.get(INCEPTION_WEIGHTS_ENV)
     if path and not Path(path).is_file():
         die(f"no Inception weights file at {path}; download {URL_INCEPTION_V3} there")
@@ -918,9 +1058,12 @@ def inception_weights(path=None) -> str:
                 print(f"fetching the Inception weights (once) to {path}", file=sys.stderr)
                 torch.hub.download_url_to_file(URL_INCEPTION_V3, str(path), progress=False)
             except Exception as exc:  # offline, a proxy, a full disk: all end the same way
-                die(f"the Inception weights could not be fetched ({str(exc).splitlines()[0][:80] or type(exc).__name__}): "
+                die(
+                    "the Inception weights could not be fetched "
+                    f"({str(exc).splitlines()[0][:80] or type(exc).__name__}): "
                     f"download {URL_INCEPTION_V3} and put it at {path}, or pass --inception-weights FILE "
-                    f"(or set {INCEPTION_WEIGHTS_ENV}=FILE)")
+                    f"(or set {INCEPTION_WEIGHTS_ENV}=FILE)"
+                )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         assert isinstance(state, dict) and "fc.weight" in state and "Mixed_7c.branch_pool.conv.weight" in state
@@ -946,12 +1089,28 @@ def inception_metrics(fake, real, weights, device, batch_size: int = 500, cache_
     """Inception Score of `fake`, FID and KID of `fake` against `real` (uint8 (N, C, H, W) each),
     by torch-fidelity; the real features are cached under cache_root as cache_name, if named."""
     import torch_fidelity
+
     metrics = torch_fidelity.calculate_metrics(
-        input1=_Uint8Images(fake), input2=_Uint8Images(real), isc=True, fid=True, kid=True,
-        kid_subset_size=min(1000, len(fake), len(real)), isc_splits=min(10, len(fake)),
-        feature_extractor_weights_path=weights, cuda=torch.device(device).type == "cuda", batch_size=batch_size,
-        cache=cache_name is not None, cache_root=str(cache_root) if cache_root else None,
-        input2_cache_name=cache_name, save_cpu_ram=True, verbose=False)
-    return {"inception_is": metrics["inception_score_mean"], "inception_is_std": metrics["inception_score_std"],
-            "inception_fid": metrics["frechet_inception_distance"],
-            "kid": metrics["kernel_inception_distance_mean"], "kid_std": metrics["kernel_inception_distance_std"]}
+        input1=_Uint8Images(fake),
+        input2=_Uint8Images(real),
+        isc=True,
+        fid=True,
+        kid=True,
+        kid_subset_size=min(1000, len(fake), len(real)),
+        isc_splits=min(10, len(fake)),
+        feature_extractor_weights_path=weights,
+        cuda=torch.device(device).type == "cuda",
+        batch_size=batch_size,
+        cache=cache_name is not None,
+        cache_root=str(cache_root) if cache_root else None,
+        input2_cache_name=cache_name,
+        save_cpu_ram=True,
+        verbose=False,
+    )
+    return {
+        "inception_is": metrics["inception_score_mean"],
+        "inception_is_std": metrics["inception_score_std"],
+        "inception_fid": metrics["frechet_inception_distance"],
+        "kid": metrics["kernel_inception_distance_mean"],
+        "kid_std": metrics["kernel_inception_distance_std"],
+    }

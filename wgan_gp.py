@@ -36,75 +36,149 @@ Writes, under runs/wgan_gp/<dataset>-<time>/ (or --out):
   losses.csv, losses.png      critic and G losses, the Wasserstein estimate, the penalty, lr, images/s
   checkpoints/last.pt         after every epoch and on Ctrl-C; epoch_XXX.pt every --save-every
 """
+
 import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 import utils
 
 SCRIPT = "wgan_gp"
-LOSS_COLUMNS = ["d_loss", "g_loss", "wasserstein", "penalty"]  # what train_step returns; losses.csv adds lr, images_per_s
-STATUS = "critic {d_loss:.3f} G {g_loss:.3f} W {wasserstein:.3f} GP {penalty:.3f} lr {lr:.2g}"  # the progress bar's text
+LOSS_COLUMNS = [
+    "d_loss",
+    "g_loss",
+    "wasserstein",
+    "penalty",
+]  # what train_step returns; losses.csv adds lr, images_per_s
+STATUS = (
+    "critic {d_loss:.3f} G {g_loss:.3f} W {wasserstein:.3f} GP {penalty:.3f} lr {lr:.2g}"  # the progress bar's text
+)
 
 # the authors' values for each of their two experiments; flags left unset take these
-PRESETS = {"mnist": dict(width=64, batch_size=50, lr=1e-4, beta1=0.5, steps=200_000, lr_decay="none"),
-           "resnet": dict(width=128, batch_size=64, lr=2e-4, beta1=0.0, steps=100_000, lr_decay="linear")}
+PRESETS = {
+    "mnist": dict(width=64, batch_size=50, lr=1e-4, beta1=0.5, steps=200_000, lr_decay="none"),
+    "resnet": dict(width=128, batch_size=64, lr=2e-4, beta1=0.0, steps=100_000, lr_decay="linear"),
+}
 G_BATCH_MULTIPLE = {"mnist": 1, "resnet": 2}  # gan_cifar_resnet.py: GEN_BS_MULTIPLE = 2
 
 
 # --------------------------------------------------------------------------- hyper-parameters
 def build_parser():
-    p = utils.ArgumentParser(description="WGAN-GP (Gulrajani et al. 2017) on MNIST, Fashion-MNIST, CIFAR-10 or a folder.")
+    p = utils.ArgumentParser(
+        description="WGAN-GP (Gulrajani et al. 2017) on MNIST, Fashion-MNIST, CIFAR-10 or a folder."
+    )
     data = p.add_argument_group("data")
-    data.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "cifar10", "folder"],
-                      help="28x28 grey data train the MNIST nets, 32x32 RGB data the ResNets; "
-                           "mnist/fashion-mnist/cifar10 are downloaded into --data-root if missing")
+    data.add_argument(
+        "--dataset",
+        default="mnist",
+        choices=["mnist", "fashion-mnist", "cifar10", "folder"],
+        help="28x28 grey data train the MNIST nets, 32x32 RGB data the ResNets; "
+        "mnist/fashion-mnist/cifar10 are downloaded into --data-root if missing",
+    )
     data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
-    data.add_argument("--train-range", type=utils.data_range, default=None,
-                      help="with mnist/fashion-mnist: the images trained on, e.g. test:0:8000 so that test:8000:10000 "
-                           "stays held out for sampler.py score (default: the whole training file)")
-    data.add_argument("--image-folder", default=None, help="with --dataset folder: a folder of images, resized to 32x32")
+    data.add_argument(
+        "--train-range",
+        type=utils.data_range,
+        default=None,
+        help="with mnist/fashion-mnist: the images trained on, e.g. test:0:8000 so that test:8000:10000 "
+        "stays held out for sampler.py score (default: the whole training file)",
+    )
+    data.add_argument(
+        "--image-folder", default=None, help="with --dataset folder: a folder of images, resized to 32x32"
+    )
     data.add_argument("--workers", type=int, default=4, help="DataLoader worker processes for --dataset folder")
 
     model = p.add_argument_group("model")
-    model.add_argument("--z-dim", type=utils.positive_int, default=128, help="size of the noise vector z ~ N(0, I) (paper: 128)")
-    model.add_argument("--width", type=utils.positive_int, default=None,
-                       help="the nets' base width: MNIST nets' DIM (default 64), ResNets' filters (default 128)")
-    model.add_argument("--critic-norm", default="none", choices=["none", "layer"],
-                       help="normalisation in the critic: none (paper's default) or layer norm, which the paper "
-                            "suggests in place of batch norm (batch norm would couple the samples of a batch)")
+    model.add_argument(
+        "--z-dim", type=utils.positive_int, default=128, help="size of the noise vector z ~ N(0, I) (paper: 128)"
+    )
+    model.add_argument(
+        "--width",
+        type=utils.positive_int,
+        default=None,
+        help="the nets' base width: MNIST nets' DIM (default 64), ResNets' filters (default 128)",
+    )
+    model.add_argument(
+        "--critic-norm",
+        default="none",
+        choices=["none", "layer"],
+        help="normalisation in the critic: none (paper's default) or layer norm, which the paper "
+        "suggests in place of batch norm (batch norm would couple the samples of a batch)",
+    )
 
     optim = p.add_argument_group("optimisation")
-    optim.add_argument("--steps", type=utils.positive_int, default=None,
-                       help="generator steps in all, as the paper counts (default 200,000 MNIST, 100,000 ResNet)")
-    optim.add_argument("--epochs", type=utils.positive_int, default=None,
-                       help="or stop after this many passes over the data, if sooner (one step uses n-critic batches)")
-    optim.add_argument("--batch-size", type=utils.positive_int, default=None,
-                       help="images per critic step (default 50 MNIST, 64 ResNet); under torchrun the global batch, "
-                            "split evenly over the processes")
-    optim.add_argument("--g-batch-size", type=utils.positive_int, default=None,
-                       help="samples per generator step (default: the batch size for MNIST, twice it for the ResNet); global under torchrun")
-    optim.add_argument("--n-critic", type=utils.positive_int, default=5, help="critic steps per generator step (paper: 5)")
+    optim.add_argument(
+        "--steps",
+        type=utils.positive_int,
+        default=None,
+        help="generator steps in all, as the paper counts (default 200,000 MNIST, 100,000 ResNet)",
+    )
+    optim.add_argument(
+        "--epochs",
+        type=utils.positive_int,
+        default=None,
+        help="or stop after this many passes over the data, if sooner (one step uses n-critic batches)",
+    )
+    optim.add_argument(
+        "--batch-size",
+        type=utils.positive_int,
+        default=None,
+        help="images per critic step (default 50 MNIST, 64 ResNet); under torchrun the global batch, "
+        "split evenly over the processes",
+    )
+    optim.add_argument(
+        "--g-batch-size",
+        type=utils.positive_int,
+        default=None,
+        help="samples per generator step (default: the batch size for MNIST, twice it for the ResNet); "
+        "global under torchrun",
+    )
+    optim.add_argument(
+        "--n-critic", type=utils.positive_int, default=5, help="critic steps per generator step (paper: 5)"
+    )
     optim.add_argument("--gp-lambda", type=float, default=10.0, help="weight of the gradient penalty (paper: 10)")
-    optim.add_argument("--lr", type=utils.positive_float, default=None, help="Adam learning rate of G and critic (default 1e-4 MNIST, 2e-4 ResNet)")
+    optim.add_argument(
+        "--lr",
+        type=utils.positive_float,
+        default=None,
+        help="Adam learning rate of G and critic (default 1e-4 MNIST, 2e-4 ResNet)",
+    )
     optim.add_argument("--beta1", type=float, default=None, help="Adam beta1 (default 0.5 MNIST, 0 ResNet)")
     optim.add_argument("--beta2", type=float, default=0.9, help="Adam beta2 (paper: 0.9)")
-    optim.add_argument("--lr-decay", default=None, choices=["none", "linear"],
-                       help="linear: the learning rate falls to 0 at the last step (default for the ResNet; none for MNIST)")
+    optim.add_argument(
+        "--lr-decay",
+        default=None,
+        choices=["none", "linear"],
+        help="linear: the learning rate falls to 0 at the last step (default for the ResNet; none for MNIST)",
+    )
 
-    run = utils.add_run_flags(p, SCRIPT, step="generator steps", distributed=True,
-                              amp_help="bfloat16 autocast for the forward passes; the gradient penalty stays in fp32",
-                              compile_help="torch.compile G; the critic stays eager, since the penalty's double backward "
-                                           "cannot be compiled")
+    run = utils.add_run_flags(
+        p,
+        SCRIPT,
+        step="generator steps",
+        distributed=True,
+        amp_help="bfloat16 autocast for the forward passes; the gradient penalty stays in fp32",
+        compile_help="torch.compile G; the critic stays eager, since the penalty's double backward cannot be compiled",
+    )
     run.add_argument("--sample-size", type=utils.positive_int, default=100, help="images in each per-epoch grid")
     return p
 
 
 # flags that may change when a run is resumed; everything else must match the checkpoint
-RESUMABLE = {"epochs", "steps", "device", "amp", "compile", "data_root", "image_folder", "workers", "save_every", "log_every",
-             "sync_bn"}
+RESUMABLE = {
+    "epochs",
+    "steps",
+    "device",
+    "amp",
+    "compile",
+    "data_root",
+    "image_folder",
+    "workers",
+    "save_every",
+    "log_every",
+    "sync_bn",
+}
 
 
 # --------------------------------------------------------------------------- models: MNIST (gan_mnist.py)
@@ -120,9 +194,13 @@ class MNISTGenerator(nn.Module):
     def __init__(self, z_dim, width):
         super().__init__()
         self.fc = nn.Sequential(nn.Linear(z_dim, 4 * 4 * 4 * width), nn.ReLU(True), nn.Unflatten(1, (4 * width, 4, 4)))
-        self.up1 = nn.Sequential(nn.ConvTranspose2d(4 * width, 2 * width, 5, 2, 2, output_padding=1), nn.ReLU(True))  # 8x8
-        self.up2 = nn.Sequential(nn.ConvTranspose2d(2 * width, width, 5, 2, 2, output_padding=1), nn.ReLU(True))      # 14x14
-        self.out = nn.Sequential(nn.ConvTranspose2d(width, 1, 5, 2, 2, output_padding=1), nn.Sigmoid())               # 28x28
+        self.up1 = nn.Sequential(
+            nn.ConvTranspose2d(4 * width, 2 * width, 5, 2, 2, output_padding=1), nn.ReLU(True)
+        )  # 8x8
+        self.up2 = nn.Sequential(
+            nn.ConvTranspose2d(2 * width, width, 5, 2, 2, output_padding=1), nn.ReLU(True)
+        )  # 14x14
+        self.out = nn.Sequential(nn.ConvTranspose2d(width, 1, 5, 2, 2, output_padding=1), nn.Sigmoid())  # 28x28
 
     def forward(self, z):
         return self.out(self.up2(self.up1(self.fc(z))[:, :, :7, :7]))  # 7 = 28 / 4: two more doublings reach 28
@@ -134,10 +212,16 @@ class MNISTCritic(nn.Module):
     def __init__(self, width, norm):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, width, 5, 2, 2), nn.LeakyReLU(0.2),                                                  # 14x14
-            nn.Conv2d(width, 2 * width, 5, 2, 2), critic_norm(2 * width, norm), nn.LeakyReLU(0.2),            # 7x7
-            nn.Conv2d(2 * width, 4 * width, 5, 2, 2), critic_norm(4 * width, norm), nn.LeakyReLU(0.2),        # 4x4
-            nn.Flatten(), nn.Linear(4 * 4 * 4 * width, 1),
+            nn.Conv2d(1, width, 5, 2, 2),
+            nn.LeakyReLU(0.2),  # 14x14
+            nn.Conv2d(width, 2 * width, 5, 2, 2),
+            critic_norm(2 * width, norm),
+            nn.LeakyReLU(0.2),  # 7x7
+            nn.Conv2d(2 * width, 4 * width, 5, 2, 2),
+            critic_norm(4 * width, norm),
+            nn.LeakyReLU(0.2),  # 4x4
+            nn.Flatten(),
+            nn.Linear(4 * 4 * 4 * width, 1),
         )
 
     def forward(self, x):
@@ -174,8 +258,15 @@ class GeneratorBlock(nn.Module):
 
     def __init__(self, ch):
         super().__init__()
-        self.main = nn.Sequential(nn.BatchNorm2d(ch), nn.ReLU(), UpSample(), nn.Conv2d(ch, ch, 3, 1, 1),
-                                  nn.BatchNorm2d(ch), nn.ReLU(), nn.Conv2d(ch, ch, 3, 1, 1))
+        self.main = nn.Sequential(
+            nn.BatchNorm2d(ch),
+            nn.ReLU(),
+            UpSample(),
+            nn.Conv2d(ch, ch, 3, 1, 1),
+            nn.BatchNorm2d(ch),
+            nn.ReLU(),
+            nn.Conv2d(ch, ch, 3, 1, 1),
+        )
         self.shortcut = nn.Sequential(UpSample(), nn.Conv2d(ch, ch, 1))
 
     def forward(self, x):
@@ -188,9 +279,15 @@ class CriticBlock(nn.Module):
 
     def __init__(self, ch, down, norm):
         super().__init__()
-        self.main = nn.Sequential(critic_norm(ch, norm), nn.ReLU(), nn.Conv2d(ch, ch, 3, 1, 1),
-                                  critic_norm(ch, norm), nn.ReLU(), nn.Conv2d(ch, ch, 3, 1, 1),
-                                  DownSample() if down else nn.Identity())
+        self.main = nn.Sequential(
+            critic_norm(ch, norm),
+            nn.ReLU(),
+            nn.Conv2d(ch, ch, 3, 1, 1),
+            critic_norm(ch, norm),
+            nn.ReLU(),
+            nn.Conv2d(ch, ch, 3, 1, 1),
+            DownSample() if down else nn.Identity(),
+        )
         self.shortcut = nn.Sequential(nn.Conv2d(ch, ch, 1), DownSample()) if down else nn.Identity()
 
     def forward(self, x):
@@ -215,9 +312,15 @@ class ResNetGenerator(nn.Module):
     def __init__(self, z_dim, ch, channels):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(z_dim, 4 * 4 * ch), nn.Unflatten(1, (ch, 4, 4)),
-            GeneratorBlock(ch), GeneratorBlock(ch), GeneratorBlock(ch),
-            nn.BatchNorm2d(ch), nn.ReLU(), nn.Conv2d(ch, channels, 3, 1, 1), nn.Tanh(),
+            nn.Linear(z_dim, 4 * 4 * ch),
+            nn.Unflatten(1, (ch, 4, 4)),
+            GeneratorBlock(ch),
+            GeneratorBlock(ch),
+            GeneratorBlock(ch),
+            nn.BatchNorm2d(ch),
+            nn.ReLU(),
+            nn.Conv2d(ch, channels, 3, 1, 1),
+            nn.Tanh(),
         )
 
     def forward(self, z):
@@ -230,8 +333,13 @@ class ResNetCritic(nn.Module):
 
     def __init__(self, ch, channels, norm):
         super().__init__()
-        self.blocks = nn.Sequential(CriticFirstBlock(channels, ch), CriticBlock(ch, True, norm),
-                                    CriticBlock(ch, False, norm), CriticBlock(ch, False, norm), nn.ReLU())
+        self.blocks = nn.Sequential(
+            CriticFirstBlock(channels, ch),
+            CriticBlock(ch, True, norm),
+            CriticBlock(ch, False, norm),
+            CriticBlock(ch, False, norm),
+            nn.ReLU(),
+        )
         self.out = nn.Linear(ch, 1)
 
     def forward(self, x):
@@ -276,7 +384,7 @@ def epoch_batches(data, cfg, epoch, start_step, device, ddp=utils.Distributed())
     """
     per_step = cfg["n_critic"] * cfg["batch_size"]
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
-    order = utils.shard(order[start_step * per_step: len(data) // per_step * per_step], cfg["batch_size"], ddp)
+    order = utils.shard(order[start_step * per_step : len(data) // per_step * per_step], cfg["batch_size"], ddp)
     per_step, batch = per_step // ddp.world, cfg["batch_size"] // ddp.world
     lo, hi = cfg["value_range"]
     if isinstance(data, torch.Tensor):
@@ -284,8 +392,14 @@ def epoch_batches(data, cfg, epoch, start_step, device, ddp=utils.Distributed())
             images = data[idx].float().mul_((hi - lo) / 255).add_(lo)
             yield images.view(cfg["n_critic"], batch, *images.shape[1:])
     else:  # an ImageFolder, already in [-1, 1]
-        loader = torch.utils.data.DataLoader(data, batch_size=per_step, sampler=order.tolist(), num_workers=cfg["workers"],
-                                             pin_memory=device.type == "cuda", persistent_workers=False)
+        loader = torch.utils.data.DataLoader(
+            data,
+            batch_size=per_step,
+            sampler=order.tolist(),
+            num_workers=cfg["workers"],
+            pin_memory=device.type == "cuda",
+            persistent_workers=False,
+        )
         for images, _ in loader:
             yield images.to(device, non_blocking=True).view(cfg["n_critic"], batch, *images.shape[1:])
 
@@ -354,7 +468,10 @@ def save_samples(G, fixed_noise, path, value_range, nrow=10):
 
 def images_per_step(cfg):
     """Images one train_step handles: real ones the critic reads, generated ones G makes (for benchmarks)."""
-    return {"real": cfg["n_critic"] * cfg["batch_size"], "generated": cfg["n_critic"] * cfg["batch_size"] + cfg["g_batch_size"]}
+    return {
+        "real": cfg["n_critic"] * cfg["batch_size"],
+        "generated": cfg["n_critic"] * cfg["batch_size"] + cfg["g_batch_size"],
+    }
 
 
 # --------------------------------------------------------------------------- main
@@ -391,7 +508,10 @@ def main(argv=None):
     data = load_data(cfg, device)
     steps_per_epoch = len(data) // (cfg["n_critic"] * cfg["batch_size"])
     if steps_per_epoch == 0:
-        utils.die(f"--n-critic x --batch-size = {cfg['n_critic'] * cfg['batch_size']} is more than the data set ({len(data)} images)")
+        utils.die(
+            f"--n-critic x --batch-size = {cfg['n_critic'] * cfg['batch_size']} "
+            f"is more than the data set ({len(data)} images)"
+        )
     G, D = utils.build_models(cfg, device, build_generator, build_critic)
     run_dir = utils.make_run_dir(SCRIPT, cfg, ddp=ddp)  # only once flags, data and models are good
 
@@ -407,19 +527,41 @@ def main(argv=None):
     # the critic stays eager: the penalty's double backward cannot be compiled
     G_train, D_train = utils.distribute(ddp, *utils.compile_models(cfg["compile"], G), D, sync_bn=cfg["sync_bn"])
     total_steps = min(cfg["steps"], (cfg["epochs"] or math.inf) * steps_per_epoch)
-    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, every=cfg["log_every"], images_per_step=images_per_step(cfg)["real"],
-                            total_steps=total_steps, step=step, resumed=ckpt is not None, status=STATUS,
-                            extra_columns=["lr"], extra=lambda: {"lr": opt_d.param_groups[0]["lr"]}, ddp=ddp)
+    log = utils.TrainingLog(
+        run_dir,
+        LOSS_COLUMNS,
+        every=cfg["log_every"],
+        images_per_step=images_per_step(cfg)["real"],
+        total_steps=total_steps,
+        step=step,
+        resumed=ckpt is not None,
+        status=STATUS,
+        extra_columns=["lr"],
+        extra=lambda: {"lr": opt_d.param_groups[0]["lr"]},
+        ddp=ddp,
+    )
 
     def checkpoint(name):  # every process calls it; rank 0 writes
         path = run_dir / "checkpoints" / name
-        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, ddp=ddp,
-                                  epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
+        utils.save_training_state(
+            path,
+            SCRIPT,
+            cfg,
+            models,
+            optimizers,
+            ddp=ddp,
+            epoch=epoch,
+            epoch_step=epoch_step,
+            step=step,
+            fixed_noise=fixed_noise,
+        )
         return path
 
-    ddp.print(f"wgan_gp: {len(data)} {cfg['dataset']} images, {cfg['arch']} nets, on {device}"
-              f"{f' x {ddp.world} processes' if ddp.torchrun else ''}; {steps_per_epoch} "
-          f"generator steps/epoch ({cfg['n_critic']} critic steps each), {total_steps} in all; writing to {run_dir}")
+    ddp.print(
+        f"wgan_gp: {len(data)} {cfg['dataset']} images, {cfg['arch']} nets, on {device}"
+        f"{f' x {ddp.world} processes' if ddp.torchrun else ''}; {steps_per_epoch} "
+        f"generator steps/epoch ({cfg['n_critic']} critic steps each), {total_steps} in all; writing to {run_dir}"
+    )
     with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
         while step < total_steps:
             for reals in epoch_batches(data, cfg, epoch, epoch_step, device, ddp):
@@ -440,8 +582,10 @@ def main(argv=None):
                 if epoch % cfg["save_every"] == 0:
                     checkpoint(f"epoch_{epoch:03d}.pt")
             checkpoint("last.pt")
-    ddp.print(f"done: {step} generator steps; {log.last_status}. Samples, progress.gif, losses.csv and "
-              f"checkpoints/last.pt in {run_dir}")
+    ddp.print(
+        f"done: {step} generator steps; {log.last_status}. Samples, progress.gif, losses.csv and "
+        f"checkpoints/last.pt in {run_dir}"
+    )
     utils.end_distributed(ddp)
     return run_dir
 

@@ -6,7 +6,8 @@ at both ends). Prints one JSON line.
 
   python benchmarks/throughput.py --script dcgan --batch-size 64 --steps 200
   python benchmarks/throughput.py --script dcgan --batch-size 64 --data-path dataloader --workers 2
-  python benchmarks/throughput.py --script dcgan --data-root ../shared-copy --device cuda --extra "--compile reduce-overhead"
+  python benchmarks/throughput.py --script dcgan --data-root ../shared-copy --device cuda \
+      --extra "--compile reduce-overhead"
   python benchmarks/throughput.py --script wgan_gp --batch-size 50 --warmup 3 --steps 20
   python benchmarks/throughput.py --script dcgan --processes 2          # under torchrun, 2 processes
 
@@ -27,6 +28,7 @@ Without --data-root, a synthetic 60,000-image MNIST (random pixels, real IDX for
 written to a temporary folder, so the numbers need no download. Peak memory is the
 process's peak RSS on the CPU, or torch's peak allocation on CUDA.
 """
+
 import time
 
 START = time.perf_counter()  # before torch is imported: start-up counts the imports
@@ -62,16 +64,27 @@ def write_synthetic_mnist(root: Path, n: int = 60_000) -> None:
 def dataloader_batches(dataset_name, data_root, workers):
     """A replacement for a script's epoch_batches: the plain torchvision DataLoader path."""
     from torchvision import datasets, transforms
+
     dataset_class = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[dataset_name]
-    dataset = dataset_class(data_root, train=True, transform=transforms.Compose(
-        [transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]))
+    dataset = dataset_class(
+        data_root,
+        train=True,
+        transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]),
+    )
 
     def epoch_batches(data, cfg, epoch, start_batch, device, ddp=None):
         share = cfg["batch_size"] // (ddp.world if ddp else 1)  # under torchrun: this process's part of a batch
-        loader = torch.utils.data.DataLoader(dataset, batch_size=share, shuffle=True, drop_last=True,
-                                             num_workers=workers, pin_memory=device.type == "cuda")
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=share,
+            shuffle=True,
+            drop_last=True,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+        )
         for images, _ in loader:
             yield images.to(device, non_blocking=True)
+
     return epoch_batches
 
 
@@ -106,8 +119,19 @@ def main():
     p.add_argument("--extra", default="", help="more flags for the script, e.g. '--amp --compile reduce-overhead'")
     args = p.parse_args()
     if args.processes > 1 and "RANK" not in os.environ:  # run again, as torchrun's N processes
-        os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-                                  str(args.processes), __file__, *sys.argv[1:]])
+        os.execv(
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                "--nproc_per_node",
+                str(args.processes),
+                __file__,
+                *sys.argv[1:],
+            ],
+        )
 
     module = importlib.import_module(args.script)
     timer = StepTimer(module.train_step, args.warmup)
@@ -120,13 +144,30 @@ def main():
             synthetic_s = time.perf_counter() - began
         if args.data_path == "dataloader":
             module.epoch_batches = dataloader_batches(args.dataset, data_root, args.workers)
-        flags = ["--dataset", args.dataset, "--data-root", data_root, "--batch-size", str(args.batch_size),
-                 "--steps", str(args.warmup + args.steps), "--log-every", str(10 ** 9), "--device", args.device,
-                 "--out", os.path.join(tmp, "run"), *args.extra.split()]
-        device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu")
+        flags = [
+            "--dataset",
+            args.dataset,
+            "--data-root",
+            data_root,
+            "--batch-size",
+            str(args.batch_size),
+            "--steps",
+            str(args.warmup + args.steps),
+            "--log-every",
+            str(10**9),
+            "--device",
+            args.device,
+            "--out",
+            os.path.join(tmp, "run"),
+            *args.extra.split(),
+        ]
+        device = torch.device(
+            "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+        )
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         from contextlib import redirect_stderr, redirect_stdout
+
         with open(os.devnull, "w") as devnull, redirect_stdout(devnull), redirect_stderr(devnull):
             module.main(flags)
         if os.environ.get("RANK", "0") != "0":  # under torchrun: rank 0 reports
@@ -136,18 +177,31 @@ def main():
     seconds, steps = end - timer.marks[args.warmup], last_step - args.warmup
     per_step = module.images_per_step(cfg) if hasattr(module, "images_per_step") else {"": args.batch_size}
     rates = {f"images_per_s{'_' + kind if kind else ''}": round(steps * n / seconds, 1) for kind, n in per_step.items()}
-    peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    print(json.dumps({
-        "script": args.script, "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
-        "processes": args.processes,
-        "data_path": args.data_path, "batch_size": args.batch_size, "timed_steps": steps,
-        "steps_per_s": round(steps / seconds, 2), **rates,
-        "s_per_step": round(seconds / steps, 4),
-        "peak_memory_mib": round(peak / 2 ** 20, 1), "peak_memory_kind": "cuda allocated" if device.type == "cuda" else "process RSS",
-        "start_to_first_step_s": round(timer.marks[1] - START - synthetic_s, 2),
-        "torch": torch.__version__, "extra": args.extra,
-    }))
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
+    print(
+        json.dumps(
+            {
+                "script": args.script,
+                "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
+                "processes": args.processes,
+                "data_path": args.data_path,
+                "batch_size": args.batch_size,
+                "timed_steps": steps,
+                "steps_per_s": round(steps / seconds, 2),
+                **rates,
+                "s_per_step": round(seconds / steps, 4),
+                "peak_memory_mib": round(peak / 2**20, 1),
+                "peak_memory_kind": "cuda allocated" if device.type == "cuda" else "process RSS",
+                "start_to_first_step_s": round(timer.marks[1] - START - synthetic_s, 2),
+                "torch": torch.__version__,
+                "extra": args.extra,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Fixtures: tiny synthetic data in the real on-disk formats, and no network access."""
+
 import struct
 import sys
 from pathlib import Path
@@ -29,7 +30,7 @@ def synthetic_digits(n, seed):
     images = np.zeros((n, 28, 28), np.float32)
     for i in range(n):
         cy, cx, r = rng.uniform(9, 19), rng.uniform(9, 19), rng.uniform(3, 7)
-        images[i] = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r ** 2))
+        images[i] = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r**2))
         images[i, :, int(rng.integers(6, 22))] += 0.8
     return (np.clip(images, 0, 1) * 255).astype(np.uint8), rng.integers(0, 10, n).astype(np.uint8)
 
@@ -62,10 +63,13 @@ def image_folder(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
     """Downloads fail at once, as on an offline machine: no test touches the network."""
+
     def offline(*args, **kwargs):
         raise URLError("network disabled in tests")
+
     import torchvision.datasets.cifar
     import torchvision.datasets.mnist
+
     monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive", offline)
     monkeypatch.setattr(torchvision.datasets.cifar, "download_and_extract_archive", offline)
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)  # the Inception weights

@@ -1,10 +1,12 @@
 """A user's bad input ends in one line naming the cause and a non-zero exit, never a traceback.
 
-By class, for every training script (dcgan, gan_mlp on MNIST, gan_maxout, wgan_gp, infogan, bigan, cyclegan) and the sampler:
+By class, for every training script (dcgan, gan_mlp on MNIST, gan_maxout, wgan_gp, infogan, bigan, cyclegan)
+and the sampler:
 paths (an --out or --data-root of the wrong kind), damaged data (truncated or garbage IDX and
 .gz files, a broken image among good ones), resources (a model too large to train, running out
 of memory) and the sampler's commands and outputs.
 """
+
 import gzip
 import shutil
 import subprocess
@@ -12,6 +14,7 @@ import sys
 import time
 
 import pytest
+from conftest import ROOT
 
 import bigan
 import cyclegan
@@ -22,20 +25,47 @@ import infogan
 import sampler
 import utils
 import wgan_gp
-from conftest import ROOT
 
 FAST = ["--steps", "1", "--batch-size", "16", "--log-every", "1"]
 SCRIPTS = {  # main, and the flags that make a tiny run of it on the fixture's 320/64-image MNIST
     "dcgan": (dcgan.main, ["--sample-size", "16"]),
     "gan_mlp": (gan_mlp.main, ["--dataset", "mnist", "--sample-size", "16"]),
-    "gan_maxout": (gan_maxout.main, ["--train-range", "train:0:320", "--valid-range", "train:0:64",
-                                     "--test-range", "test:0:64", "--sample-size", "16"]),
+    "gan_maxout": (
+        gan_maxout.main,
+        [
+            "--train-range",
+            "train:0:320",
+            "--valid-range",
+            "train:0:64",
+            "--test-range",
+            "test:0:64",
+            "--sample-size",
+            "16",
+        ],
+    ),
     "wgan_gp": (wgan_gp.main, ["--width", "8", "--n-critic", "2", "--sample-size", "16"]),
     "infogan": (infogan.main, ["--train-range", "train:0:320", "--eval-range", "test:0:64"]),
-    "bigan": (bigan.main, ["--train-range", "train:0:320", "--eval-range", "test:0:64", "--hidden", "32",
-                           "--sample-size", "16"]),
-    "cyclegan": (cyclegan.main, ["--train-range", "train:0:320", "--eval-range", "test:0:64", "--ngf", "4",
-                                 "--ndf", "4", "--n-blocks", "1", "--classifier-steps", "2"]),
+    "bigan": (
+        bigan.main,
+        ["--train-range", "train:0:320", "--eval-range", "test:0:64", "--hidden", "32", "--sample-size", "16"],
+    ),
+    "cyclegan": (
+        cyclegan.main,
+        [
+            "--train-range",
+            "train:0:320",
+            "--eval-range",
+            "test:0:64",
+            "--ngf",
+            "4",
+            "--ndf",
+            "4",
+            "--n-blocks",
+            "1",
+            "--classifier-steps",
+            "2",
+        ],
+    ),
 }
 ALL_SCRIPTS = pytest.mark.parametrize("script", sorted(SCRIPTS))
 
@@ -146,9 +176,26 @@ def folder_with_broken_image(tmp_path, image_folder):
 
 def folder_flags(folder, out, workers):
     # --batch-size 25: the one step reads all 25 images, so the broken one is always met
-    return ["--dataset", "folder", "--image-folder", str(folder), "--image-size", "16",
-            "--workers", str(workers), "--steps", "1", "--batch-size", "25", "--log-every", "1",
-            "--sample-size", "16", "--out", str(out)]
+    return [
+        "--dataset",
+        "folder",
+        "--image-folder",
+        str(folder),
+        "--image-size",
+        "16",
+        "--workers",
+        str(workers),
+        "--steps",
+        "1",
+        "--batch-size",
+        "25",
+        "--log-every",
+        "1",
+        "--sample-size",
+        "16",
+        "--out",
+        str(out),
+    ]
 
 
 def test_broken_image_is_skipped_with_a_warning(tmp_path, folder_with_broken_image, capsys):
@@ -161,8 +208,13 @@ def test_broken_image_is_skipped_with_a_warning(tmp_path, folder_with_broken_ima
 
 def test_broken_image_with_worker_processes(tmp_path, folder_with_broken_image):
     folder, broken = folder_with_broken_image
-    proc = subprocess.run([sys.executable, str(ROOT / "dcgan.py"), *folder_flags(folder, tmp_path / "run", workers=2)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "dcgan.py"), *folder_flags(folder, tmp_path / "run", workers=2)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     assert f"skipping unreadable image {broken}" in proc.stderr  # the worker's warning reaches the user
@@ -174,7 +226,8 @@ def test_broken_image_with_worker_processes(tmp_path, folder_with_broken_image):
 def test_absurd_z_dim_is_refused_before_allocating(script, tmp_path, mnist_root):
     began = time.perf_counter()
     size_flag, size = {"infogan": ("--noise-dim", "2000000000"), "cyclegan": ("--ngf", "100000")}.get(
-        script, ("--z-dim", "2000000000"))
+        script, ("--z-dim", "2000000000")
+    )
     message = fails_in_one_line(script, "--data-root", str(mnist_root), "--out", str(tmp_path / "x"), size_flag, size)
     assert time.perf_counter() - began < 20  # sized on the meta device, nothing allocated
     assert "parameters" in message and "GiB" in message and "make them smaller" in message
@@ -182,21 +235,26 @@ def test_absurd_z_dim_is_refused_before_allocating(script, tmp_path, mnist_root)
 
 
 def test_a_model_too_large_to_size_is_refused_in_one_line(tmp_path, mnist_root):
-    message = fails_in_one_line("cyclegan", "--data-root", str(mnist_root), "--out", str(tmp_path / "x"),
-                                "--ngf", "2000000000")
+    message = fails_in_one_line(
+        "cyclegan", "--data-root", str(mnist_root), "--out", str(tmp_path / "x"), "--ngf", "2000000000"
+    )
     assert "too large" in message and "make them smaller" in message
     assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.parametrize("error, expected", [
-    (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes"), "out of memory"),
-    (MemoryError(), "out of memory"),
-    (IsADirectoryError(21, "Is a directory", "/some/where"), "cannot use /some/where"),
-])
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes"), "out of memory"),
+        (MemoryError(), "out of memory"),
+        (IsADirectoryError(21, "Is a directory", "/some/where"), "cannot use /some/where"),
+    ],
+)
 def test_one_line_errors_turns_user_errors_into_one_line(error, expected):
     @utils.one_line_errors
     def main():
         raise error
+
     with pytest.raises(SystemExit) as exc:
         main()
     assert isinstance(exc.value.code, str) and expected in exc.value.code and "\n" not in exc.value.code
@@ -207,6 +265,7 @@ def test_one_line_errors_keeps_the_traceback_of_a_bug(error):
     @utils.one_line_errors
     def main():
         raise error
+
     with pytest.raises(type(error)) as exc:
         main()
     assert exc.value is error
@@ -229,8 +288,13 @@ def sampler_fails_in_one_line(command, *args, **kwargs):
 
 
 def test_unknown_command_in_one_line(ckpt, tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "sampler.py"), "smaple", "--ckpt", str(ckpt)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "sampler.py"), "smaple", "--ckpt", str(ckpt)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert_one_line_failure(proc, "unknown command", "smaple", "sample")
     assert not list(tmp_path.iterdir())
 
@@ -242,11 +306,14 @@ def test_sample_out_is_an_existing_folder(ckpt, tmp_path):
     assert tree(tmp_path) == before
 
 
-@pytest.mark.parametrize("command, kwargs", [
-    ("sample", {"n": 4}),
-    ("interpolate", {"rows": 2, "steps": 3}),
-    ("gif", {"frames": 2, "n": 4}),
-])
+@pytest.mark.parametrize(
+    "command, kwargs",
+    [
+        ("sample", {"n": 4}),
+        ("interpolate", {"rows": 2, "steps": 3}),
+        ("gif", {"frames": 2, "n": 4}),
+    ],
+)
 @pytest.mark.parametrize("under", ["grid.png", "sub/grid.png"])
 def test_sampler_out_under_a_file(ckpt, tmp_path, command, kwargs, under):
     blocker = tmp_path / "file"

@@ -1,5 +1,6 @@
 """bigan.py on synthetic data: the probes on features whose answer is known, one step, exact
 resume, the probe command, the learning-rate schedule, the sampler's encode and reconstruct."""
+
 import csv
 
 import numpy as np
@@ -11,8 +12,20 @@ import bigan
 import sampler
 import utils
 
-FAST = ["--train-range", "train:0:320", "--eval-range", "test:0:64", "--batch-size", "16", "--log-every", "1",
-        "--hidden", "64", "--sample-size", "16"]
+FAST = [
+    "--train-range",
+    "train:0:320",
+    "--eval-range",
+    "test:0:64",
+    "--batch-size",
+    "16",
+    "--log-every",
+    "1",
+    "--hidden",
+    "64",
+    "--sample-size",
+    "16",
+]
 
 
 def run(tmp_path, mnist_root, *flags, name="run"):
@@ -117,12 +130,15 @@ def test_eval_probe_command(tmp_path, mnist_root, capsys):
     assert "test:0:32" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--constant-epochs", "5", "--epochs", "5"], "--constant-epochs must be 0 or more and less than --epochs"),
-    (["--weight-decay", "-1"], "--weight-decay must be 0 or more"),
-    (["--eval-probe"], "--eval-probe needs --ckpt"),
-    (["--eval-range", "test:0:99999"], "asks for more than the 64 test images"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--constant-epochs", "5", "--epochs", "5"], "--constant-epochs must be 0 or more and less than --epochs"),
+        (["--weight-decay", "-1"], "--weight-decay must be 0 or more"),
+        (["--eval-probe"], "--eval-probe needs --ckpt"),
+        (["--eval-range", "test:0:99999"], "asks for more than the 64 test images"),
+    ],
+)
 def test_bad_flags_exit_with_one_line(tmp_path, mnist_root, flags, message):
     with pytest.raises(SystemExit) as exc:
         run(tmp_path, mnist_root, *flags, name="x")
@@ -180,6 +196,7 @@ def test_encode_refuses_bad_input_in_one_line(ckpt, tmp_path, mnist_root):
         np.savez(tmp_path / "ok.npz", images=np.zeros((2, 28, 28), np.uint8))
         sampler.encode(ckpt, images=str(tmp_path / "ok.npz"), out=str(tmp_path / "f.csv"))
     import dcgan
+
     dcgan.main(["--data-root", str(mnist_root), "--out", str(tmp_path / "dc"), "--steps", "1", "--batch-size", "16"])
     with pytest.raises(SystemExit, match="dcgan.py checkpoints have no encoder"):
         sampler.encode(str(tmp_path / "dc" / "checkpoints" / "last.pt"), images=str(tmp_path / "ok.npz"))

@@ -1,6 +1,7 @@
 """cyclegan.py on synthetic data: the image pool, the colour domains, the networks' shapes, one
 step on digits and on two folders, exact resume (pools included), the scores, the sampler's
 translate, clean errors."""
+
 import csv
 
 import numpy as np
@@ -12,8 +13,22 @@ import cyclegan
 import sampler
 import utils
 
-TINY = ["--ngf", "4", "--ndf", "4", "--n-blocks", "1", "--batch-size", "4", "--log-every", "1",
-        "--classifier-steps", "5", "--workers", "0"]
+TINY = [
+    "--ngf",
+    "4",
+    "--ndf",
+    "4",
+    "--n-blocks",
+    "1",
+    "--batch-size",
+    "4",
+    "--log-every",
+    "1",
+    "--classifier-steps",
+    "5",
+    "--workers",
+    "0",
+]
 DIGITS = ["--train-range", "train:0:320", "--eval-range", "test:0:64"]
 
 
@@ -95,8 +110,21 @@ def test_one_step_on_digits(tmp_path, mnist_root, capsys):
 
 def test_one_step_on_two_folders(tmp_path, image_folder, capsys):
     out = tmp_path / "folders"
-    cyclegan.main(["--folder-a", str(image_folder / "class0"), "--folder-b", str(image_folder / "class1"),
-                   "--image-size", "32", "--out", str(out), *TINY, "--steps", "2"])
+    cyclegan.main(
+        [
+            "--folder-a",
+            str(image_folder / "class0"),
+            "--folder-b",
+            str(image_folder / "class1"),
+            "--image-size",
+            "32",
+            "--out",
+            str(out),
+            *TINY,
+            "--steps",
+            "2",
+        ]
+    )
     assert Image.open(out / "samples" / "epoch_001.png").size == (2 + 8 * 34, 2 + 6 * 34)
     printed = capsys.readouterr().out
     assert "cycle error" in printed and "G(a)" not in printed  # no labels, no digit scores
@@ -121,13 +149,16 @@ def test_eval_command(tmp_path, mnist_root, capsys):
     assert 0 < scores["cycle_a"] < 1 and "test:0:32" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--folder-a", "x"], "--folder-a and --folder-b go together"),
-    (["--decay-epochs", "300"], "--decay-epochs 300 is more than --epochs 200"),
-    (["--image-size", "64"], "digits are 32x32 here"),
-    (["--identity", "-1"], "--identity must be 0 or more"),
-    (["--eval"], "--eval needs --ckpt"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--folder-a", "x"], "--folder-a and --folder-b go together"),
+        (["--decay-epochs", "300"], "--decay-epochs 300 is more than --epochs 200"),
+        (["--image-size", "64"], "digits are 32x32 here"),
+        (["--identity", "-1"], "--identity must be 0 or more"),
+        (["--eval"], "--eval needs --ckpt"),
+    ],
+)
 def test_bad_flags_exit_with_one_line(tmp_path, mnist_root, flags, message):
     with pytest.raises(SystemExit) as exc:
         run(tmp_path, mnist_root, *flags, name="x")
@@ -151,8 +182,9 @@ def test_translate_a_folder_keeps_names_and_writes_round_trips(ckpt, tmp_path):
     message = sampler.translate(ckpt, input=str(inputs), direction="a2b", out=str(tmp_path / "out"), cycle=True)
     assert "2 images a2b" in message
     for folder in (tmp_path / "out", tmp_path / "out" / "cycle"):
-        assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*.png") if "cycle" not in p.relative_to(folder).parts) \
-            == ["one.png", "sub/two.png"]
+        assert sorted(
+            str(p.relative_to(folder)) for p in folder.rglob("*.png") if "cycle" not in p.relative_to(folder).parts
+        ) == ["one.png", "sub/two.png"]
         assert Image.open(folder / "one.png").size == (32, 32) and Image.open(folder / "one.png").mode == "RGB"
 
 
@@ -187,8 +219,10 @@ def test_as_digits_turns_either_polarity_back_into_light_on_dark():
 def test_score_translations_against_the_other_domain(ckpt, capsys):
     scores = sampler._score_one(ckpt, n=16, batch_size=8, device="cpu")
     printed = capsys.readouterr().out
-    assert ("a2b: 16 held-out images translated vs 54 training-file digits the score classifier never learned from, "
-            "in the other domain's style") in printed  # the last 1/6 of 320
+    assert (
+        "a2b: 16 held-out images translated vs 54 training-file digits the score classifier never learned from, "
+        "in the other domain's style"
+    ) in printed  # the last 1/6 of 320
     for direction in ("a2b", "b2a"):
         for prefix in (f"{direction}_", f"{direction}_real_"):
             assert scores[prefix + "classifier_fid"] >= 0 and 1 <= scores[prefix + "classifier_is"] <= 10

@@ -1,15 +1,16 @@
 """dcgan.py end to end on synthetic data: outputs, resume, reproducibility, clean errors."""
+
 import csv
 import subprocess
 import sys
 
 import pytest
 import torch
+from conftest import ROOT, synthetic_digits, write_idx
 from PIL import Image
 
 import dcgan
 import utils
-from conftest import ROOT, write_idx, synthetic_digits
 
 FAST = ["--batch-size", "16", "--log-every", "1", "--sample-size", "16"]
 
@@ -43,8 +44,23 @@ def test_one_step_mnist_writes_samples_gif_checkpoint(tmp_path, mnist_root, caps
 
 def test_one_step_image_folder_rgb(tmp_path, image_folder):
     out = tmp_path / "folder"
-    dcgan.main(["--dataset", "folder", "--image-folder", str(image_folder), "--image-size", "32",
-                "--workers", "0", "--steps", "1", "--out", str(out), *FAST])
+    dcgan.main(
+        [
+            "--dataset",
+            "folder",
+            "--image-folder",
+            str(image_folder),
+            "--image-size",
+            "32",
+            "--workers",
+            "0",
+            "--steps",
+            "1",
+            "--out",
+            str(out),
+            *FAST,
+        ]
+    )
     assert Image.open(out / "samples" / "epoch_001.png").size == (2 + 8 * 34, 2 + 2 * 34)
     assert Image.open(out / "samples" / "epoch_001.png").mode == "RGB"
     assert utils.load_checkpoint(out / "checkpoints" / "last.pt")["cfg"]["channels"] == 3
@@ -78,8 +94,21 @@ def test_same_seed_same_losses_other_seed_differs(tmp_path, mnist_root):
 
 
 def test_stabiliser_flags_train(tmp_path, mnist_root):
-    out = run(tmp_path, mnist_root, "--steps", "1", "--spectral-norm", "--real-label", "0.9",
-              "--lr-d", "4e-4", "--noise", "normal", "--z-dim", "16")
+    out = run(
+        tmp_path,
+        mnist_root,
+        "--steps",
+        "1",
+        "--spectral-norm",
+        "--real-label",
+        "0.9",
+        "--lr-d",
+        "4e-4",
+        "--noise",
+        "normal",
+        "--z-dim",
+        "16",
+    )
     ckpt = utils.load_checkpoint(out / "checkpoints" / "last.pt")
     assert any("parametrizations" in k for k in ckpt["models"]["D"])
     assert ckpt["fixed_noise"].shape == (16, 16)
@@ -99,6 +128,7 @@ def test_ctrl_c_saves_last_checkpoint(tmp_path, mnist_root, monkeypatch):
         if len(calls) == 3:
             raise KeyboardInterrupt
         return real_step(*args)
+
     monkeypatch.setattr(dcgan, "train_step", interrupted_on_third_step)
     with pytest.raises(SystemExit, match="interrupted at step 2"):
         run(tmp_path, mnist_root, "--steps", "10")
@@ -108,6 +138,7 @@ def test_ctrl_c_saves_last_checkpoint(tmp_path, mnist_root, monkeypatch):
 def test_mnist_gz_files_and_resized_images(tmp_path):
     """.gz IDX files alone (as distributed) are unpacked; --image-size 32 resizes once."""
     import gzip
+
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for split, n in (("train", 48), ("t10k", 8)):
@@ -126,17 +157,23 @@ def test_fashion_mnist_from_debian_package_folder(tmp_path, mnist_root, monkeypa
     assert images.shape == (320, 28, 28) and labels.shape == (320,)
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--batch-size", "0"], "--batch-size: must be a positive integer"),
-    (["--image-size", "30"], "--image-size must be 28 or a power of two"),
-    (["--real-label", "1.5"], "--real-label must be in (0, 1]"),
-    (["--batch-size", "1000"], "larger than the data set"),
-    (["--dataset", "folder"], "needs --image-folder"),
-    (["--beta1", "1.5"], "--beta1 must be in [0, 1)"),
-    (["--workers", "-1"], "--workers must be 0 or more"),
-    (["--dataset", "cifar10", "--train-range", "test:0:10"], "--train-range picks images of mnist or fashion-mnist"),
-    (["--train-range", "test:0:999"], "asks for more than the 64 test images"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--batch-size", "0"], "--batch-size: must be a positive integer"),
+        (["--image-size", "30"], "--image-size must be 28 or a power of two"),
+        (["--real-label", "1.5"], "--real-label must be in (0, 1]"),
+        (["--batch-size", "1000"], "larger than the data set"),
+        (["--dataset", "folder"], "needs --image-folder"),
+        (["--beta1", "1.5"], "--beta1 must be in [0, 1)"),
+        (["--workers", "-1"], "--workers must be 0 or more"),
+        (
+            ["--dataset", "cifar10", "--train-range", "test:0:10"],
+            "--train-range picks images of mnist or fashion-mnist",
+        ),
+        (["--train-range", "test:0:999"], "asks for more than the 64 test images"),
+    ],
+)
 def test_bad_flags_exit_with_one_line(tmp_path, mnist_root, flags, message):
     with pytest.raises(SystemExit) as exc:
         dcgan.main(["--data-root", str(mnist_root), "--out", str(tmp_path / "x"), *flags])
@@ -144,8 +181,9 @@ def test_bad_flags_exit_with_one_line(tmp_path, mnist_root, flags, message):
     assert not (tmp_path / "x").exists()  # a refused run leaves no empty run folder behind
 
 
-@pytest.mark.parametrize("dataset, hint", [("mnist", "train-images-idx3-ubyte.gz"),
-                                           ("cifar10", "cifar-10-python.tar.gz")])
+@pytest.mark.parametrize(
+    "dataset, hint", [("mnist", "train-images-idx3-ubyte.gz"), ("cifar10", "cifar-10-python.tar.gz")]
+)
 def test_missing_data_says_where_to_put_files(tmp_path, dataset, hint):
     with pytest.raises(SystemExit) as exc:
         dcgan.main(["--dataset", dataset, "--data-root", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")])
@@ -158,15 +196,19 @@ def test_bad_checkpoints_are_refused(tmp_path):
     corrupt.write_bytes(b"\x80\x02 not a checkpoint at all")
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {}}, foreign)
-    for path, message in ((corrupt, "not a readable checkpoint"), (foreign, "not a checkpoint written by"),
-                          (tmp_path / "missing.pt", "does not exist")):
+    for path, message in (
+        (corrupt, "not a readable checkpoint"),
+        (foreign, "not a checkpoint written by"),
+        (tmp_path / "missing.pt", "does not exist"),
+    ):
         with pytest.raises(SystemExit, match=message):
             dcgan.main(["--resume", str(path)])
 
 
 def test_command_line_error_is_one_line_without_traceback(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "dcgan.py"), "--batch-size", "0"],
-                            capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "dcgan.py"), "--batch-size", "0"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert result.returncode != 0
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
     assert "--batch-size" in result.stderr

@@ -3,6 +3,7 @@
 stay identical step by step, only rank 0 writes, the outputs are one run's, a 2-process
 checkpoint resumes exactly (and with one process, with a note), Ctrl-C and a crashed rank end
 in one line, and wgan_gp's gradient penalty (a double backward) averages to the full batch's."""
+
 import builtins
 import csv
 import hashlib
@@ -16,21 +17,58 @@ import sys
 import pytest
 import torch
 import torch.multiprocessing as mp
+from conftest import ROOT
 
 import dcgan
 import sampler
 import utils
 import wgan_gp
-from conftest import ROOT
 
 WORLD = 2
 RUNS = {  # script -> flags for a few steps on the tests' 320/64 synthetic digits
     "dcgan": ["--batch-size", "64", "--log-every", "4", "--sample-size", "4", "--epochs", "2", "--save-every", "1"],
-    "wgan_gp": ["--batch-size", "32", "--n-critic", "2", "--log-every", "2", "--sample-size", "4", "--epochs", "2",
-                "--steps", "100", "--save-every", "1"],
-    "cyclegan": ["--ngf", "4", "--ndf", "4", "--n-blocks", "1", "--batch-size", "4", "--pool-size", "4", "--log-every", "3",
-                 "--classifier-steps", "5", "--train-range", "train:0:64", "--eval-range", "test:0:16", "--epochs", "2",
-                 "--decay-epochs", "1", "--save-every", "1"],
+    "wgan_gp": [
+        "--batch-size",
+        "32",
+        "--n-critic",
+        "2",
+        "--log-every",
+        "2",
+        "--sample-size",
+        "4",
+        "--epochs",
+        "2",
+        "--steps",
+        "100",
+        "--save-every",
+        "1",
+    ],
+    "cyclegan": [
+        "--ngf",
+        "4",
+        "--ndf",
+        "4",
+        "--n-blocks",
+        "1",
+        "--batch-size",
+        "4",
+        "--pool-size",
+        "4",
+        "--log-every",
+        "3",
+        "--classifier-steps",
+        "5",
+        "--train-range",
+        "train:0:64",
+        "--eval-range",
+        "test:0:16",
+        "--epochs",
+        "2",
+        "--decay-epochs",
+        "1",
+        "--save-every",
+        "1",
+    ],
 }
 
 
@@ -51,8 +89,9 @@ def worker(rank, port, script, argv, record, run_dir, fail_at):
     Records the weights' fingerprint after every step and any file this process opens for
     writing under the run folder; at step fail_at (if given) a Ctrl-C (all ranks) or a crash
     (rank 1)."""
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
     module = importlib.import_module(script)
     fingerprints, writes, real_step, real_open = [], [], module.train_step, builtins.open
@@ -89,8 +128,13 @@ def launch(tmp_path, script, argv, run_dir, fail_at=None):
     """Run `script` in WORLD processes; returns each rank's record."""
     record = tmp_path / f"record-{len(list(tmp_path.glob('record-*')))}"
     record.mkdir()
-    context = mp.start_processes(worker, args=(free_port(), script, argv, record, run_dir, fail_at), nprocs=WORLD, join=False,
-                                 start_method="spawn")
+    context = mp.start_processes(
+        worker,
+        args=(free_port(), script, argv, record, run_dir, fail_at),
+        nprocs=WORLD,
+        join=False,
+        start_method="spawn",
+    )
     while not context.join(timeout=120):
         pass
     return [torch.load(record / f"rank{r}.pt") for r in range(WORLD)]
@@ -114,8 +158,15 @@ def test_two_processes_train_as_one_run_and_resume_exactly(script, tmp_path, mni
     assert rank0["exit"] is None and rank1["exit"] is None
     assert len(rank0["fingerprints"]) > 2 and rank0["fingerprints"] == rank1["fingerprints"]  # same weights, each step
     assert rank1["writes"] == []  # only rank 0 writes
-    assert {"checkpoints/epoch_001.pt", "checkpoints/epoch_002.pt", "checkpoints/last.pt", "losses.csv",
-            "progress.gif", "samples/epoch_001.png", "samples/epoch_002.png"} <= set(files(out))
+    assert {
+        "checkpoints/epoch_001.pt",
+        "checkpoints/epoch_002.pt",
+        "checkpoints/last.pt",
+        "losses.csv",
+        "progress.gif",
+        "samples/epoch_001.png",
+        "samples/epoch_002.png",
+    } <= set(files(out))
     straight, straight_weights = rows(out), utils.load_checkpoint(out / "checkpoints" / "last.pt")["models"]
     if script != "cyclegan":  # an ordinary checkpoint: the sampler reads it
         sampler.sample(str(out / "checkpoints" / "last.pt"), n=4, out=str(tmp_path / "grid.png"), device="cpu")
@@ -133,7 +184,7 @@ def test_two_processes_train_as_one_run_and_resume_exactly(script, tmp_path, mni
 
     # resume the 2-process run from its epoch-1 checkpoint, in 2 processes: the same steps again
     resumed = launch(tmp_path, script, ["--resume", str(out / "checkpoints" / "epoch_001.pt")], out)
-    assert resumed[0]["fingerprints"] == rank0["fingerprints"][ckpt["step"]:] == resumed[1]["fingerprints"]
+    assert resumed[0]["fingerprints"] == rank0["fingerprints"][ckpt["step"] :] == resumed[1]["fingerprints"]
     assert rows(out) == straight
     weights = utils.load_checkpoint(out / "checkpoints" / "last.pt")["models"]
     assert all(torch.equal(weights[net][k], straight_weights[net][k]) for net in weights for k in weights[net])
@@ -143,8 +194,10 @@ def test_ctrl_c_ends_every_process_and_keeps_the_last_complete_checkpoint(tmp_pa
     out = tmp_path / "run"
     argv = ["--data-root", str(mnist_root), "--out", str(out), *RUNS["dcgan"]]
     rank0, rank1 = launch(tmp_path, "dcgan", argv, out, fail_at=(8, "ctrl-c"))  # 5 steps an epoch: in epoch 2
-    assert rank0["exit"] == (f"error: interrupted at step 7; the last complete checkpoint is "
-                             f"{out / 'checkpoints' / 'last.pt'} (continue with --resume)")
+    assert rank0["exit"] == (
+        f"error: interrupted at step 7; the last complete checkpoint is "
+        f"{out / 'checkpoints' / 'last.pt'} (continue with --resume)"
+    )
     assert rank1["exit"] == "1" and utils.load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 5
 
 
@@ -168,7 +221,9 @@ def test_the_ranks_shares_make_up_each_global_batch(mnist_root):
 def penalty_worker(rank, port, record):
     """Each of two processes: the penalty on its half of a batch, through DDP; rank 0 also the
     full batch's, on a plain copy of the same critic."""
-    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
     torch.distributed.init_process_group("gloo")
     cfg = {"arch": "mnist", "width": 8, "critic_norm": "none", "channels": 1}
@@ -177,12 +232,14 @@ def penalty_worker(rank, port, record):
     reference.load_state_dict(critic.state_dict())
     x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(1))
     (ddp_critic,) = utils.distribute(utils.Distributed(rank, 2, rank, True), critic)
-    half = x[4 * rank: 4 * rank + 4]
+    half = x[4 * rank : 4 * rank + 4]
     # real = fake: x_hat is x, whatever alpha is; D(x)'s term gives every parameter a gradient, as training does
     (ddp_critic(half).mean() + wgan_gp.gradient_penalty(ddp_critic, half, half)).backward()
     (reference(x).mean() + wgan_gp.gradient_penalty(reference, x, x)).backward()
-    torch.save({"ddp": [p.grad for p in critic.parameters()], "full": [p.grad for p in reference.parameters()]},
-               record / f"rank{rank}.pt")
+    torch.save(
+        {"ddp": [p.grad for p in critic.parameters()], "full": [p.grad for p in reference.parameters()]},
+        record / f"rank{rank}.pt",
+    )
     torch.distributed.destroy_process_group()
 
 
@@ -195,13 +252,32 @@ def test_gradient_penalty_under_ddp_equals_the_full_batch(tmp_path):
 
 
 def test_torchrun_refuses_a_batch_that_does_not_split_in_one_line(tmp_path, mnist_root):
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_port", str(free_port()), str(ROOT / "dcgan.py"), "--data-root", str(mnist_root),
-                             "--out", str(tmp_path / "run"), "--batch-size", "15"],
-                            capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(free_port()),
+            str(ROOT / "dcgan.py"),
+            "--data-root",
+            str(mnist_root),
+            "--out",
+            str(tmp_path / "run"),
+            "--batch-size",
+            "15",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode != 0 and not (tmp_path / "run").exists()
-    assert ("error: --batch-size 15 is the global batch and does not split evenly over 2 processes; "
-            "make it a multiple of 2") in result.stderr
+    assert (
+        "error: --batch-size 15 is the global batch and does not split evenly over 2 processes; make it a multiple of 2"
+    ) in result.stderr
     assert "[rank0]: Traceback" not in result.stderr and "[rank1]: Traceback" not in result.stderr
 
 
@@ -216,7 +292,10 @@ def test_more_processes_than_gpus_is_refused_in_one_line(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     for name, value in {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(SystemExit, match=r"process 1 of this machine has no GPU of its own \(1 visible\); start at most "
-                                         r"1 processes per machine \(--nproc_per_node\)"):
+    with pytest.raises(
+        SystemExit,
+        match=r"process 1 of this machine has no GPU of its own \(1 visible\); start at most "
+        r"1 processes per machine \(--nproc_per_node\)",
+    ):
         utils.setup_distributed({"device": "cuda", "batch_size": 64})
     assert not torch.distributed.is_initialized()

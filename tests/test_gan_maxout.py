@@ -1,4 +1,5 @@
 """gan_maxout.py: the 2014 model's pieces, its Parzen estimator against exact answers, and runs."""
+
 import csv
 import math
 
@@ -10,8 +11,24 @@ import gan_maxout
 import sampler
 import utils
 
-SMALL = ["--train-range", "train:0:200", "--valid-range", "train:200:300", "--test-range", "test:0:64",
-         "--batch-size", "20", "--log-every", "1", "--sample-size", "16", "--g-hidden", "64", "--d-units", "16"]
+SMALL = [
+    "--train-range",
+    "train:0:200",
+    "--valid-range",
+    "train:200:300",
+    "--test-range",
+    "test:0:64",
+    "--batch-size",
+    "20",
+    "--log-every",
+    "1",
+    "--sample-size",
+    "16",
+    "--g-hidden",
+    "64",
+    "--d-units",
+    "16",
+]
 
 
 def run(tmp_path, mnist_root, *flags, name="run"):
@@ -32,9 +49,12 @@ def test_parzen_matches_hand_computed_mixture():
     ll = gan_maxout.parzen_log_likelihood(x, mu, torch.tensor([1.0, 0.5]), batch_size=1)
 
     def exact(point, sigma):
-        densities = [math.exp(-sum((a - b) ** 2 for a, b in zip(point, m)) / (2 * sigma ** 2)) / (2 * math.pi * sigma ** 2)
-                     for m in mu.tolist()]
+        densities = [
+            math.exp(-sum((a - b) ** 2 for a, b in zip(point, m)) / (2 * sigma**2)) / (2 * math.pi * sigma**2)
+            for m in mu.tolist()
+        ]
         return math.log(sum(densities) / 2)
+
     expected = torch.tensor([[exact(p, s) for s in (1.0, 0.5)] for p in x.tolist()])
     assert ll.shape == (2, 2)
     assert torch.allclose(ll, expected, atol=1e-4)
@@ -44,16 +64,16 @@ def test_parzen_of_gaussian_samples_approaches_the_smoothed_density():
     """Many samples of N(0, I) in 3-D: the window estimate at x tends to N(x; 0, (1 + sigma^2) I)."""
     torch.manual_seed(0)
     mu, x, sigma = torch.randn(200_000, 3), torch.tensor([[0.0, 0.0, 0.0], [1.0, -1.0, 0.5]]), 0.5
-    var = 1 + sigma ** 2
-    exact = -0.5 * (x ** 2).sum(1) / var - 1.5 * math.log(2 * math.pi * var)
+    var = 1 + sigma**2
+    exact = -0.5 * (x**2).sum(1) / var - 1.5 * math.log(2 * math.pi * var)
     assert torch.allclose(gan_maxout.parzen_log_likelihood(x, mu, torch.tensor([sigma]))[:, 0], exact, atol=0.02)
 
 
 def test_marginal_bias_init_is_logit_of_pixel_means():
     images = torch.zeros(4, 1, 28, 28, dtype=torch.uint8)
-    images[:2, 0, 0, 0] = 255             # pixel 0: mean 0.5 -> logit 0
-    images[:, 0, 0, 1] = 255              # pixel 1: mean 1 -> clipped to 1 - 1e-7
-    images[:1, 0, 0, 2] = 51              # pixel 2: mean 0.05
+    images[:2, 0, 0, 0] = 255  # pixel 0: mean 0.5 -> logit 0
+    images[:, 0, 0, 1] = 255  # pixel 1: mean 1 -> clipped to 1 - 1e-7
+    images[:1, 0, 0, 2] = 51  # pixel 2: mean 0.05
     G = gan_maxout.build_generator({"z_dim": 4, "g_hidden": 8, "g_init_range": 0.05})
     gan_maxout.init_sigmoid_bias_from_marginals(G, images)
     bias = G.net[-2].bias.detach()
@@ -74,9 +94,9 @@ def test_maxout_takes_max_over_consecutive_pieces():
 def test_paper_schedules():
     cfg = vars(gan_maxout.build_parser().parse_args([]))
     assert gan_maxout.learning_rate(cfg, 0) == 0.1
-    assert gan_maxout.learning_rate(cfg, 1000) == pytest.approx(0.1 / 1.000004 ** 1000)
-    assert gan_maxout.learning_rate(cfg, 10 ** 8) == 1e-6
-    assert gan_maxout.momentum(cfg, 0) == 0.5          # epoch 1
+    assert gan_maxout.learning_rate(cfg, 1000) == pytest.approx(0.1 / 1.000004**1000)
+    assert gan_maxout.learning_rate(cfg, 10**8) == 1e-6
+    assert gan_maxout.momentum(cfg, 0) == 0.5  # epoch 1
     assert gan_maxout.momentum(cfg, 249) == pytest.approx(0.7)  # epoch 250
     assert gan_maxout.momentum(cfg, 124) == pytest.approx(0.5 + 0.2 * 124 / 249)
     assert gan_maxout.momentum(cfg, 900) == pytest.approx(0.7)
@@ -103,20 +123,34 @@ def test_resume_matches_uninterrupted_run(tmp_path, mnist_root):
 
 def test_eval_parzen_on_a_checkpoint(tmp_path, mnist_root, capsys):
     out = run(tmp_path, mnist_root, "--steps", "2")
-    mean, stderr = gan_maxout.main(["--eval-parzen", "--ckpt", str(out / "checkpoints" / "last.pt"),
-                                    "--parzen-samples", "500", "--parzen-valid", "50", "--parzen-batch", "16"])
+    mean, stderr = gan_maxout.main(
+        [
+            "--eval-parzen",
+            "--ckpt",
+            str(out / "checkpoints" / "last.pt"),
+            "--parzen-samples",
+            "500",
+            "--parzen-valid",
+            "50",
+            "--parzen-batch",
+            "16",
+        ]
+    )
     assert math.isfinite(mean) and 0 < stderr < 100
     assert "Parzen log-likelihood of mnist test:0:64 under 500 samples" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--eval-parzen"], "--eval-parzen needs --ckpt"),
-    (["--train-range", "train:5:2"], "expected train|test:START:STOP"),
-    (["--train-range", "test:0:99999"], "asks for more than the 64 test images"),
-    (["--d-input-keep", "0"], "--d-input-keep must be in (0, 1]"),
-    (["--momentum-end", "1.2"], "--momentum-end must be in [0, 1)"),
-    (["--batch-size", "-3"], "must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--eval-parzen"], "--eval-parzen needs --ckpt"),
+        (["--train-range", "train:5:2"], "expected train|test:START:STOP"),
+        (["--train-range", "test:0:99999"], "asks for more than the 64 test images"),
+        (["--d-input-keep", "0"], "--d-input-keep must be in (0, 1]"),
+        (["--momentum-end", "1.2"], "--momentum-end must be in [0, 1)"),
+        (["--batch-size", "-3"], "must be a positive integer"),
+    ],
+)
 def test_bad_input_exits_with_one_line(tmp_path, mnist_root, flags, message):
     with pytest.raises(SystemExit) as exc:
         gan_maxout.main(["--data-root", str(mnist_root), "--out", str(tmp_path / "x"), *flags])

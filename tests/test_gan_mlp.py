@@ -1,4 +1,5 @@
 """gan_mlp.py end to end on the 1-D mixture and synthetic MNIST: outputs, losses, modes, resume, sampler."""
+
 import csv
 import math
 
@@ -11,8 +12,7 @@ import sampler
 import utils
 
 FAST_1D = ["--points", "256", "--batch-size", "32", "--log-every", "1", "--sample-size", "500"]
-FAST_MNIST = ["--batch-size", "16", "--log-every", "1", "--sample-size", "16",
-              "--g-hidden", "32", "--d-hidden", "32"]
+FAST_MNIST = ["--batch-size", "16", "--log-every", "1", "--sample-size", "16", "--g-hidden", "32", "--d-hidden", "32"]
 
 
 def run_1d(tmp_path, *flags, name="run"):
@@ -114,7 +114,9 @@ def test_resume_refuses_to_change_the_loss(tmp_path):
 
 def test_sampler_reads_mnist_checkpoint_and_refuses_1d(tmp_path, mnist_root):
     mnist = run_mnist(tmp_path, mnist_root, "--steps", "1")
-    path = sampler.sample(str(mnist / "checkpoints" / "last.pt"), n=6, nrow=3, out=str(tmp_path / "g.png"), device="cpu")
+    path = sampler.sample(
+        str(mnist / "checkpoints" / "last.pt"), n=6, nrow=3, out=str(tmp_path / "g.png"), device="cpu"
+    )
     assert Image.open(path).size == (2 + 3 * 30, 2 + 2 * 30)
     one_d = run_1d(tmp_path, "--steps", "1")
     with pytest.raises(SystemExit, match="hold no image generator") as exc:
@@ -122,12 +124,15 @@ def test_sampler_reads_mnist_checkpoint_and_refuses_1d(tmp_path, mnist_root):
     assert "\n" not in str(exc.value)
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--batch-size", "0"], "--batch-size: must be a positive integer"),
-    (["--loss", "wasserstein"], "--loss: invalid choice"),
-    (["--points", "10", "--batch-size", "32"], "larger than the data set"),
-    (["--beta2", "1"], "--beta2 must be in [0, 1)"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--batch-size", "0"], "--batch-size: must be a positive integer"),
+        (["--loss", "wasserstein"], "--loss: invalid choice"),
+        (["--points", "10", "--batch-size", "32"], "larger than the data set"),
+        (["--beta2", "1"], "--beta2 must be in [0, 1)"),
+    ],
+)
 def test_bad_flags_exit_with_one_line(tmp_path, flags, message):
     with pytest.raises(SystemExit) as exc:
         gan_mlp.main(["--out", str(tmp_path / "x"), *flags])
@@ -150,6 +155,7 @@ def test_ctrl_c_saves_last_checkpoint(tmp_path, monkeypatch):
         if len(calls) == 3:
             raise KeyboardInterrupt
         return real_step(*args)
+
     monkeypatch.setattr(gan_mlp, "train_step", interrupted_on_third_step)
     with pytest.raises(SystemExit, match="interrupted at step 2"):
         run_1d(tmp_path, "--steps", "10")

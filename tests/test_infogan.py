@@ -1,5 +1,6 @@
 """infogan.py on synthetic data: the grids' layout, the information loss and the matched accuracy
 against known answers, one step, exact resume, the accuracy command, the sampler, clean errors."""
+
 import csv
 
 import numpy as np
@@ -12,8 +13,15 @@ import sampler
 import utils
 
 FAST = ["--train-range", "train:0:320", "--eval-range", "test:0:64", "--batch-size", "16", "--log-every", "1"]
-CFG = {"noise_dim": 5, "n_cat": 10, "n_cont": 2, "noise": "uniform", "cat_weight": 1.0, "cont_weight": 1.0,
-       "cont_loss": "gaussian"}
+CFG = {
+    "noise_dim": 5,
+    "n_cat": 10,
+    "n_cont": 2,
+    "noise": "uniform",
+    "cat_weight": 1.0,
+    "cont_weight": 1.0,
+    "cont_loss": "gaussian",
+}
 
 
 def run(tmp_path, mnist_root, *flags, name="run"):
@@ -114,13 +122,16 @@ def test_sampler_on_an_infogan_checkpoint(tmp_path, mnist_root):
     assert np.load(tmp_path / "e.npz")["images"].shape == (4, 28, 28, 1)
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--n-cont", "-1"], "--n-cont must be 0 or more"),
-    (["--supervised", "1000"], "more than the 320 training images"),
-    (["--eval-accuracy"], "--eval-accuracy needs --ckpt"),
-    (["--eval-range", "test:0:99999"], "asks for more than the 64 test images"),
-    (["--beta1", "1"], "--beta1 must be in [0, 1)"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--n-cont", "-1"], "--n-cont must be 0 or more"),
+        (["--supervised", "1000"], "more than the 320 training images"),
+        (["--eval-accuracy"], "--eval-accuracy needs --ckpt"),
+        (["--eval-range", "test:0:99999"], "asks for more than the 64 test images"),
+        (["--beta1", "1"], "--beta1 must be in [0, 1)"),
+    ],
+)
 def test_bad_flags_exit_with_one_line(tmp_path, mnist_root, flags, message):
     with pytest.raises(SystemExit) as exc:
         run(tmp_path, mnist_root, *flags, name="x")
@@ -164,6 +175,7 @@ def test_sampler_refuses_unknown_codes_and_models_without_codes(ckpt, tmp_path, 
     with pytest.raises(SystemExit, match="--code 3 is not a continuous code"):
         sampler.traverse(ckpt, code=3, out=str(tmp_path / "t"))
     import dcgan
+
     dcgan.main(["--data-root", str(mnist_root), "--out", str(tmp_path / "dc"), "--steps", "1", "--batch-size", "16"])
     dc = str(tmp_path / "dc" / "checkpoints" / "last.pt")
     with pytest.raises(SystemExit, match="dcgan.py checkpoints have no latent codes to traverse"):

@@ -1,16 +1,17 @@
 """sampler.py rebuilds G through the script that wrote the checkpoint; outputs have the right shapes."""
+
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from PIL import Image
 
 import dcgan
 import sampler
 import utils
-from conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +84,16 @@ def test_bad_values_are_refused(ckpt):
 
 
 def test_cli_default_command_and_corrupt_checkpoint(ckpt, tmp_path):
-    ok = subprocess.run([sys.executable, str(ROOT / "sampler.py"), "--ckpt", str(ckpt), "--n", "4",
-                         "--out", str(tmp_path / "cli.png")], capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, str(ROOT / "sampler.py"), "--ckpt", str(ckpt), "--n", "4", "--out", str(tmp_path / "cli.png")],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0 and Image.open(tmp_path / "cli.png").size == (2 + 4 * 30, 32)
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"PK\x03\x04 truncated zip")
-    bad = subprocess.run([sys.executable, str(ROOT / "sampler.py"), "--ckpt", str(corrupt)],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "sampler.py"), "--ckpt", str(corrupt)], capture_output=True, text=True
+    )
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().count("\n") == 0 and "not a readable checkpoint" in bad.stderr

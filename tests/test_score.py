@@ -3,16 +3,17 @@ synthetic digits (high IS on real held-out images, IS 1 and a large FID for a co
 generator), real images scored against themselves (FID 0), a folder of checkpoints giving one
 CSV row per checkpoint, the Inception space's code on random Inception weights (no download),
 and the one-line refusals (offline without weights, foreign weights, impossible requests)."""
+
 import csv
 
 import numpy as np
 import pytest
 import torch
+from conftest import write_idx
 
 import dcgan
 import sampler
 import utils
-from conftest import write_idx
 
 
 def class_digits(n, seed):
@@ -45,8 +46,8 @@ def learnable_root(tmp_path_factory):
 # --------------------------------------------------------------------------- known answers
 def test_inception_score_known_answers():
     assert utils.inception_score(torch.eye(10).repeat(3, 1).double()) == pytest.approx(10)  # sure, all classes
-    assert utils.inception_score(torch.eye(10)[[3] * 30].double()) == pytest.approx(1)     # sure, one class
-    assert utils.inception_score(torch.full((30, 10), 0.1).double()) == pytest.approx(1)   # unsure
+    assert utils.inception_score(torch.eye(10)[[3] * 30].double()) == pytest.approx(1)  # sure, one class
+    assert utils.inception_score(torch.full((30, 10), 0.1).double()) == pytest.approx(1)  # unsure
 
 
 def test_frechet_distance_known_answers():
@@ -87,8 +88,22 @@ def test_classifier_is_trained_once_and_reads_real_digits(learnable_root, capsys
 def dcgan_run(tmp_path_factory):
     root = data_root(tmp_path_factory.mktemp("small"), 300, 50)
     out = tmp_path_factory.mktemp("score") / "dcgan"
-    dcgan.main(["--data-root", str(root), "--out", str(out), "--epochs", "2", "--batch-size", "100",
-                "--save-every", "1", "--sample-size", "4"])
+    dcgan.main(
+        [
+            "--data-root",
+            str(root),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "100",
+            "--save-every",
+            "1",
+            "--sample-size",
+            "4",
+        ]
+    )
     return out
 
 
@@ -96,9 +111,16 @@ def test_score_one_checkpoint(dcgan_run, capsys):
     sampler.score(str(dcgan_run / "checkpoints" / "last.pt"), n=300, device="cpu")
     printed = capsys.readouterr().out
     assert "score classifier" in printed and "classifier IS" in printed and "classifier FID" in printed
-    assert "classes covered" in printed and ("300 samples vs mnist train[250:] (50 images, the training images the "
-                                             "score classifier never learned from)") in printed  # the last 1/6
-    scores = sampler._score_one(str(dcgan_run / "checkpoints" / "last.pt"), n=300, batch_size=100, device="cpu", quiet=True)
+    assert (
+        "classes covered" in printed
+        and (
+            "300 samples vs mnist train[250:] (50 images, the training images the score classifier never learned from)"
+        )
+        in printed
+    )  # the last 1/6
+    scores = sampler._score_one(
+        str(dcgan_run / "checkpoints" / "last.pt"), n=300, batch_size=100, device="cpu", quiet=True
+    )
     assert 1 <= scores["classifier_is"] <= 10 and scores["classifier_fid"] > 0 and 0 <= scores["classes_covered"] <= 10
 
 
@@ -112,8 +134,26 @@ def test_score_a_folder_of_checkpoints(dcgan_run, tmp_path):
 
 
 def test_score_refuses_what_it_cannot_measure(tmp_path, image_folder):
-    dcgan.main(["--dataset", "folder", "--image-folder", str(image_folder), "--image-size", "16", "--out",
-                str(tmp_path / "rgb"), "--steps", "1", "--batch-size", "8", "--workers", "0", "--sample-size", "4"])
+    dcgan.main(
+        [
+            "--dataset",
+            "folder",
+            "--image-folder",
+            str(image_folder),
+            "--image-size",
+            "16",
+            "--out",
+            str(tmp_path / "rgb"),
+            "--steps",
+            "1",
+            "--batch-size",
+            "8",
+            "--workers",
+            "0",
+            "--sample-size",
+            "4",
+        ]
+    )
     rgb = str(tmp_path / "rgb" / "checkpoints" / "last.pt")
     with pytest.raises(SystemExit, match="covers the 28x28 grey data sets .* use --features inception"):
         sampler.score(rgb, n=10, features="classifier")
@@ -143,10 +183,14 @@ def random_inception(tmp_path_factory):
     """torch-fidelity's Inception-v3, randomly initialised (He init keeps activations alive
     through its depth) and saved as a weights file: the real code path, no download."""
     from unittest import mock
+
     import torch_fidelity.feature_extractor_inceptionv3 as fe
+
     torch.manual_seed(0)
-    with mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None), \
-            mock.patch.object(fe, "load_state_dict_from_url", lambda *args, **kwargs: None):
+    with (
+        mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None),
+        mock.patch.object(fe, "load_state_dict_from_url", lambda *args, **kwargs: None),
+    ):
         net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"])
     for module in net.modules():
         if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
@@ -159,15 +203,28 @@ def random_inception(tmp_path_factory):
 def test_inception_space_on_random_weights(dcgan_run, random_inception, tmp_path, capsys):
     ckpt = str(dcgan_run / "checkpoints" / "last.pt")
     sampler.export(ckpt, n=12, out=str(tmp_path / "samples.npz"))
-    same = sampler._score_one(ckpt, features="inception", images=str(tmp_path / "samples.npz"),
-                              real=str(tmp_path / "samples.npz"), inception_weights=random_inception, device="cpu")
+    same = sampler._score_one(
+        ckpt,
+        features="inception",
+        images=str(tmp_path / "samples.npz"),
+        real=str(tmp_path / "samples.npz"),
+        inception_weights=random_inception,
+        device="cpu",
+    )
     printed = capsys.readouterr().out
     assert "features: Inception-v3 (torch-fidelity" in printed and "Inception Score" in printed and "KID" in printed
     assert same["inception_fid"] == pytest.approx(0, abs=1e-3) and same["inception_is"] >= 1 - 1e-6
     noise = tmp_path / "noise.npz"
     np.savez(noise, images=np.random.default_rng(0).integers(0, 256, (12, 28, 28), dtype=np.uint8))
-    apart = sampler._score_one(ckpt, features="inception", images=str(noise), real=str(tmp_path / "samples.npz"),
-                               inception_weights=random_inception, device="cpu", quiet=True)
+    apart = sampler._score_one(
+        ckpt,
+        features="inception",
+        images=str(noise),
+        real=str(tmp_path / "samples.npz"),
+        inception_weights=random_inception,
+        device="cpu",
+        quiet=True,
+    )
     assert apart["inception_fid"] > 1 and apart["kid"] > same["kid"]
 
 
@@ -175,8 +232,11 @@ def test_inception_weights_offline_or_foreign_give_one_line(dcgan_run, tmp_path,
     ckpt = str(dcgan_run / "checkpoints" / "last.pt")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # an empty hub cache
     monkeypatch.delenv(utils.INCEPTION_WEIGHTS_ENV, raising=False)
-    with pytest.raises(SystemExit, match=r"could not be fetched .*download https://\S+weights-inception-2015-12-05"
-                                         r"-6726825d.pth and put it at .*--inception-weights FILE"):
+    with pytest.raises(
+        SystemExit,
+        match=r"could not be fetched .*download https://\S+weights-inception-2015-12-05"
+        r"-6726825d.pth and put it at .*--inception-weights FILE",
+    ):
         sampler.score(ckpt, n=10, features="inception")
     torch.save({"not": torch.zeros(1)}, tmp_path / "foreign.pth")
     monkeypatch.setenv(utils.INCEPTION_WEIGHTS_ENV, str(tmp_path / "foreign.pth"))

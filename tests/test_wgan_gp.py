@@ -1,5 +1,6 @@
 """wgan_gp.py on synthetic data: the penalty against closed forms, the ResNet's resampling,
 one step on both architectures, exact resume of the schedule, the sampler, clean errors."""
+
 import csv
 
 import numpy as np
@@ -56,9 +57,11 @@ def test_penalty_of_a_linear_critic_is_its_closed_form():
 def test_penalty_mixes_each_sample_with_its_own_alpha_over_all_dimensions():
     """f(x) = ||x||^2 / 2 has gradient x, so the penalty is mean((||x_hat|| - 1)^2) with
     x_hat = real + alpha (fake - real), one alpha per sample drawn as the function draws it."""
+
     class HalfSquaredNorm(nn.Module):
         def forward(self, x):
             return 0.5 * x.flatten(1).pow(2).sum(1)
+
     real, fake = torch.randn(6, 2, 3, 3), torch.randn(6, 2, 3, 3)
     torch.manual_seed(1)
     penalty = wgan_gp.gradient_penalty(HalfSquaredNorm(), real, fake)
@@ -115,12 +118,34 @@ def test_one_step_mnist_writes_outputs(tmp_path, mnist_root, capsys):
 
 def test_one_step_rgb_folder_gets_the_resnet(tmp_path, image_folder):
     out = tmp_path / "folder"
-    wgan_gp.main(["--dataset", "folder", "--image-folder", str(image_folder), "--workers", "0",
-                  "--steps", "1", "--out", str(out), *FAST[:2], "--batch-size", "4", *FAST[4:]])
+    wgan_gp.main(
+        [
+            "--dataset",
+            "folder",
+            "--image-folder",
+            str(image_folder),
+            "--workers",
+            "0",
+            "--steps",
+            "1",
+            "--out",
+            str(out),
+            *FAST[:2],
+            "--batch-size",
+            "4",
+            *FAST[4:],
+        ]
+    )
     grid = Image.open(out / "samples" / "epoch_001.png")
     assert grid.mode == "RGB" and grid.size == (2 + 10 * 34, 2 + 2 * 34)
     cfg = utils.load_checkpoint(out / "checkpoints" / "last.pt")["cfg"]
-    assert (cfg["arch"], cfg["lr"], cfg["beta1"], cfg["lr_decay"], cfg["g_batch_size"]) == ("resnet", 2e-4, 0.0, "linear", 8)
+    assert (cfg["arch"], cfg["lr"], cfg["beta1"], cfg["lr_decay"], cfg["g_batch_size"]) == (
+        "resnet",
+        2e-4,
+        0.0,
+        "linear",
+        8,
+    )
 
 
 def test_epoch_is_one_pass_in_groups_of_n_critic_batches(tmp_path, mnist_root):
@@ -144,6 +169,7 @@ def test_resume_matches_uninterrupted_run(tmp_path, mnist_root, monkeypatch):
         if len(calls) == 3:
             raise KeyboardInterrupt
         return real_step(*args)
+
     monkeypatch.setattr(wgan_gp, "train_step", interrupted_on_third_step)
     with pytest.raises(SystemExit, match="interrupted at step 2"):
         run(tmp_path, mnist_root, "--steps", "3", "--lr-decay", "linear", name="split")
@@ -167,8 +193,11 @@ def test_layer_norm_and_amp_train(tmp_path, mnist_root):
     out = run(tmp_path, mnist_root, "--steps", "1", "--critic-norm", "layer", "--amp")
     (row,) = losses(out)
     assert np.isfinite(float(row["penalty"])) and np.isfinite(float(row["wasserstein"]))
-    assert any(k.endswith("weight") and v.dim() == 1 for k, v in
-               utils.load_checkpoint(out / "checkpoints" / "last.pt")["models"]["D"].items() if "net.3" in k)
+    assert any(
+        k.endswith("weight") and v.dim() == 1
+        for k, v in utils.load_checkpoint(out / "checkpoints" / "last.pt")["models"]["D"].items()
+        if "net.3" in k
+    )
 
 
 # --------------------------------------------------------------------------- sampler, errors
@@ -177,19 +206,25 @@ def test_sampler_on_a_wgan_gp_checkpoint(tmp_path, mnist_root):
     gen = sampler.Generator(ckpt, device="cpu")
     assert gen.script is wgan_gp and gen.value_range == (0.0, 1.0)
     assert Image.open(sampler.sample(ckpt, n=6, nrow=3, out=str(tmp_path / "s.png"))).size == (2 + 3 * 30, 2 + 2 * 30)
-    assert Image.open(sampler.interpolate(ckpt, rows=2, steps=4, out=str(tmp_path / "i.png"))).size == (2 + 4 * 30, 2 + 2 * 30)
+    assert Image.open(sampler.interpolate(ckpt, rows=2, steps=4, out=str(tmp_path / "i.png"))).size == (
+        2 + 4 * 30,
+        2 + 2 * 30,
+    )
     sampler.export(ckpt, n=5, out=str(tmp_path / "e.npz"))
     images = np.load(tmp_path / "e.npz")["images"]
     expected = utils.to_uint8(gen(gen.noise(5, 0)), (0.0, 1.0))  # sigmoid outputs mapped from [0, 1]
     assert images.shape == (5, 28, 28, 1) and np.array_equal(images, expected)
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--beta1", "1.0"], "--beta1 must be in [0, 1)"),
-    (["--gp-lambda", "-1"], "--gp-lambda must be 0 or more"),
-    (["--n-critic", "41"], "is more than the data set"),  # 41 x 8 > 320 images
-    (["--width", "0"], "--width: must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--beta1", "1.0"], "--beta1 must be in [0, 1)"),
+        (["--gp-lambda", "-1"], "--gp-lambda must be 0 or more"),
+        (["--n-critic", "41"], "is more than the data set"),  # 41 x 8 > 320 images
+        (["--width", "0"], "--width: must be a positive integer"),
+    ],
+)
 def test_bad_flags_exit_with_one_line(tmp_path, mnist_root, flags, message):
     with pytest.raises(SystemExit) as exc:
         run(tmp_path, mnist_root, *flags, name="x")
