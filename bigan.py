@@ -30,114 +30,40 @@ Writes, under runs/bigan/<dataset>-<time>/ (or --out):
   progress.gif                     the sample grids as one animation
   losses.csv, losses.png           D and G/E losses, D(x, E(x)), D(G(z), z), lr, images/s
   checkpoints/last.pt              after every epoch and on Ctrl-C; epoch_XXX.pt every --save-every
-and prints the linear-probe and 1-NN accuracies of E and of a random E at the end.
+and prints the linear-probe and 1-NN accuracies of E and of a random E at the end (fitted on the
+--train-range images, scored on the --eval-range ones: by default the whole training and test files).
+
+The GAN, in plain PyTorch, is everything above the line "# ==== the run": copy it alone and
+drive it from your own loop; the probes are there too. Below that line: flags, resume, outputs.
 """
 
 import math
 import time
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-import utils
-
-SCRIPT = "bigan"
-VALUE_RANGE = (0.0, 1.0)  # G ends in a sigmoid, as the authors' code: images in [0, 1]
-LOSS_COLUMNS = ["d_loss", "ge_loss", "d_real", "d_fake"]  # what train_step returns
-STATUS = "D {d_loss:.3f} G/E {ge_loss:.3f} D(x,E(x)) {d_real:.2f} D(G(z),z) {d_fake:.2f} lr {lr:.2e}"
-PROBE_LAYERS = ("code", "hidden")  # E's output E(x), and its last hidden layer (before the final linear map)
-
+from torchvision.utils import save_image
 
 # --------------------------------------------------------------------------- hyper-parameters
-def build_parser():
-    p = utils.ArgumentParser(description="BiGAN (Donahue et al. 2016) on MNIST or Fashion-MNIST.")
-    data = p.add_argument_group("data")
-    data.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"], help="28x28 grey images")
-    data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
-    data.add_argument(
-        "--train-range",
-        type=utils.data_range,
-        default="train:0:60000",
-        help="images trained on (and on which the probes are fitted)",
-    )
-    data.add_argument(
-        "--eval-range",
-        type=utils.data_range,
-        default="test:0:10000",
-        help="held-out labelled images on which the probes are scored",
-    )
-
-    model = p.add_argument_group("model (Appendix C.1; net.py mnist_mlp)")
-    model.add_argument("--z-dim", type=utils.positive_int, default=50, help="size of z, and of E's output")
-    model.add_argument(
-        "--noise",
-        default="normal",
-        choices=["normal", "uniform"],
-        help="z ~ N(0, 1) (the replication's) or U(-1, 1) (the paper's)",
-    )
-    model.add_argument("--hidden", type=utils.positive_int, default=1024, help="units of every hidden layer")
-
-    optim = p.add_argument_group("optimisation")
-    optim.add_argument(
-        "--epochs",
-        type=utils.positive_int,
-        default=400,
-        help="passes over the training images (the authors: 200 + 200 of decay)",
-    )
-    optim.add_argument(
-        "--constant-epochs",
-        type=int,
-        default=0,
-        help="keep the learning rate constant this many epochs, then decay it linearly to 0 by the "
-        "last one (0: decay over the whole run; the authors' code: 200 of 400)",
-    )
-    optim.add_argument("--batch-size", type=utils.positive_int, default=128, help="images per step")
-    optim.add_argument("--lr", type=utils.positive_float, default=2e-4, help="Adam learning rate of G, E and D")
-    optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
-    optim.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
-    optim.add_argument(
-        "--weight-decay", type=float, default=2.5e-5, help="L2 penalty on all weights (the replication's; 0 for none)"
-    )
-    optim.add_argument(
-        "--loss",
-        default="non-saturating",
-        choices=["non-saturating", "minimax"],
-        help="G and E's loss: fool D with flipped labels, or minimise -(D's loss)",
-    )
-    optim.add_argument(
-        "--steps",
-        type=utils.positive_int,
-        default=None,
-        help="stop after this many optimizer steps in total (for smoke tests and benchmarks)",
-    )
-
-    utils.add_run_flags(p, SCRIPT, compile_help="torch.compile G, E and D; 'reduce-overhead' also captures CUDA graphs")
-    run = p.add_argument_group("outputs and evaluation")
-    run.add_argument("--sample-size", type=utils.positive_int, default=64, help="samples in each epoch's grid")
-    run.add_argument(
-        "--eval-probe",
-        action="store_true",
-        help="print the linear-probe and 1-NN accuracies of --ckpt's encoder and of a random one, and exit",
-    )
-    run.add_argument("--ckpt", default=None, help="checkpoint to evaluate with --eval-probe")
-    return p
-
-
-# flags that may change when a run is resumed or evaluated; everything else must match the checkpoint
-RESUMABLE = {
-    "epochs",
-    "steps",
-    "device",
-    "amp",
-    "compile",
-    "data_root",
-    "save_every",
-    "log_every",
-    "eval_range",
-    "eval_probe",
-    "ckpt",
-}
+# The paper's values (Appendix C.1, train_mnist.sh) where the replication kept them; the run's flags
+# default to them, and a run's config is this dict with its flags applied.
+HPARAMS = dict(
+    z_dim=50,  # size of z, and of E's output
+    noise="normal",  # z ~ N(0, 1), the replication's; the paper's is "uniform", U(-1, 1)
+    hidden=1024,  # units of every hidden layer
+    batch_size=128,
+    lr=2e-4,  # Adam, for G, E and D alike
+    beta1=0.5,
+    beta2=0.999,
+    weight_decay=2.5e-5,  # the replication's L2 penalty on all weights
+    loss="non-saturating",  # G and E fool D with its labels flipped; "minimax": minimise -(D's loss)
+    epochs=400,  # the authors': 200, then 200 more as the learning rate decays
+    constant_epochs=0,  # epochs at a constant learning rate before it decays linearly to 0 (the authors': 200)
+)
+VALUE_RANGE = (0.0, 1.0)  # G ends in a sigmoid, as the authors' code: images in [0, 1]
+PROBE_LAYERS = ("code", "hidden")  # E's output E(x), and its last hidden layer (before the final linear map)
 
 
 # --------------------------------------------------------------------------- models
@@ -155,13 +81,15 @@ class Generator(nn.Module):
 
     def __init__(self, z_dim, hidden):
         super().__init__()
+        # fmt: off
         self.fc1 = nn.Sequential(nn.Linear(z_dim, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(True))
-        self.fc2 = nn.Linear(hidden, hidden, bias=False)
-        self.z2 = nn.Linear(z_dim, hidden, bias=False)
+        self.fc2 = nn.Linear(hidden, hidden, bias=False)                                      # hidden
+        self.z2 = nn.Linear(z_dim, hidden, bias=False)                                        # hidden, added to fc2's
         self.out = nn.Sequential(nn.BatchNorm1d(hidden), nn.ReLU(True), nn.Linear(hidden, 28 * 28), nn.Sigmoid())
+        # fmt: on
 
     def forward(self, z):
-        return self.out(self.fc2(self.fc1(z)) + self.z2(z)).view(-1, 1, 28, 28)
+        return self.out(self.fc2(self.fc1(z)) + self.z2(z)).view(-1, 1, 28, 28)  # 1 x 28 x 28, in [0, 1]
 
 
 class Encoder(nn.Module):
@@ -170,15 +98,14 @@ class Encoder(nn.Module):
 
     def __init__(self, z_dim, hidden):
         super().__init__()
+        # fmt: off
         self.body = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(28 * 28, hidden),
-            nn.LeakyReLU(0.2, True),
-            nn.Linear(hidden, hidden, bias=False),
-            nn.BatchNorm1d(hidden),
-            nn.LeakyReLU(0.2, True),
+            nn.Flatten(),                                                                     # 784
+            nn.Linear(28 * 28, hidden), nn.LeakyReLU(0.2, True),                              # hidden
+            nn.Linear(hidden, hidden, bias=False), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2, True),  # "hidden"
         )
-        self.out = nn.Linear(hidden, z_dim)
+        self.out = nn.Linear(hidden, z_dim)                                                   # "code": E(x)
+        # fmt: on
 
     def features(self, x):
         hidden = self.body(x)
@@ -194,22 +121,24 @@ class JointDiscriminator(nn.Module):
 
     def __init__(self, z_dim, hidden):
         super().__init__()
-        self.x1 = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, hidden), nn.LeakyReLU(0.2, True))
-        self.x2 = nn.Linear(hidden, hidden, bias=False)
-        self.z2 = nn.Linear(z_dim, hidden, bias=False)
-        self.out = nn.Sequential(nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2, True), nn.Linear(hidden, 1))
+        # fmt: off
+        self.x1 = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, hidden), nn.LeakyReLU(0.2, True))  # hidden
+        self.x2 = nn.Linear(hidden, hidden, bias=False)                                       # hidden
+        self.z2 = nn.Linear(z_dim, hidden, bias=False)                                        # hidden, added to x2's
+        self.out = nn.Sequential(nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2, True), nn.Linear(hidden, 1))  # the logit
+        # fmt: on
 
     def forward(self, x, z):
         return self.out(self.x2(self.x1(x)) + self.z2(z)).view(-1)
 
 
 def build_generator(cfg):
-    """G for a run's config (a dict of the flags); the sampler rebuilds G through this."""
+    """G for a config (HPARAMS with a run's flags applied); the sampler rebuilds G through this."""
     return Generator(cfg["z_dim"], cfg["hidden"]).apply(init_weights)
 
 
 def build_encoder(cfg):
-    """E for a run's config; the sampler's encode and reconstruct rebuild E through this."""
+    """E for a config; the sampler's encode and reconstruct rebuild E through this."""
     return Encoder(cfg["z_dim"], cfg["hidden"]).apply(init_weights)
 
 
@@ -217,7 +146,21 @@ def build_discriminator(cfg):
     return JointDiscriminator(cfg["z_dim"], cfg["hidden"]).apply(init_weights)
 
 
+def build_optimizers(cfg, G, E, D):
+    """Adam for G and E together (one player) and for D, as the authors. fused: one kernel per step."""
+    adam = dict(lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), weight_decay=cfg["weight_decay"], fused=True)
+    return torch.optim.Adam([*G.parameters(), *E.parameters()], **adam), torch.optim.Adam(D.parameters(), **adam)
+
+
+def learning_rate(cfg, epoch_progress):
+    """lr, constant for constant_epochs epochs, then linearly down to 0 at the last one.
+    epoch_progress: epochs done so far, fractional (step / steps per epoch)."""
+    decay = cfg["epochs"] - cfg["constant_epochs"]
+    return cfg["lr"] * min(1.0, max(0.0, (cfg["epochs"] - epoch_progress) / decay))
+
+
 def sample_noise(cfg, n, device="cpu", generator=None):
+    """n noise vectors z, shaped (n, z_dim), from the run's noise distribution."""
     if cfg["noise"] == "uniform":
         return torch.rand(n, cfg["z_dim"], device=device, generator=generator) * 2 - 1
     return torch.randn(n, cfg["z_dim"], device=device, generator=generator)
@@ -225,35 +168,29 @@ def sample_noise(cfg, n, device="cpu", generator=None):
 
 # --------------------------------------------------------------------------- data
 def epoch_batches(data, cfg, epoch, start_batch, device):
-    """One epoch of batches in [0, 1], in a random order fixed by (seed, epoch), from start_batch on."""
+    """Yield the batches of one epoch, in [0, 1], on `device`, from batch `start_batch` on.
+
+    `data` is a uint8 tensor (N, 1, 28, 28) already on the device (batches are gathered from it by
+    index, no copies from the host). The order is a permutation seeded by (seed, epoch), so a
+    resumed run sees the very batches the interrupted run would have; the last incomplete batch
+    is dropped."""
     bs = cfg["batch_size"]
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
     for idx in order[start_batch * bs : len(data) // bs * bs].to(device).split(bs):
         yield data[idx].float().div_(255.0)
 
 
-def held_out_images(cfg, n, device="cpu"):
-    """The first n images of the run's --eval-range as uint8 (n, 1, 28, 28), with their labels:
-    what the reconstruction grids show, and what the sampler's reconstruct uses by default."""
-    images, labels = utils.load_mnist_range(cfg, "eval_range", device)
-    return images[:n], labels[:n]
-
-
 # --------------------------------------------------------------------------- training step
-def learning_rate(cfg, epoch_progress):
-    """--lr, constant for --constant-epochs epochs, then linearly down to 0 at the last one.
-    epoch_progress: epochs done so far, fractional (step / steps per epoch)."""
-    decay = cfg["epochs"] - cfg["constant_epochs"]
-    return cfg["lr"] * min(1.0, max(0.0, (cfg["epochs"] - epoch_progress) / decay))
-
-
-def train_step(G, E, D, opt_ge, opt_d, real, z, cfg):
+def train_step(G, E, D, opt_ge, opt_d, real, z, cfg, amp=False):
     """One D update, then one joint update of G and E. Returns detached
     [d_loss, ge_loss, D(x, E(x)), D(G(z), z)] (the last two as probabilities)."""
-    autocast = torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=cfg["amp"])
+    autocast = torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=amp)
     with autocast:
         fake, code = G(z), E(real)
-        real_logits = D(real, code.detach())  # D learns here; G and E do not
+
+    # (1) D: maximise log D(x, E(x)) + log(1 - D(G(z), z)): tell the real pairs from the generated ones
+    with autocast:
+        real_logits = D(real, code.detach())  # no gradient into G or E from this update
         fake_logits = D(fake.detach(), z)
         d_loss = F.binary_cross_entropy_with_logits(
             real_logits.float(), torch.ones_like(real_logits, dtype=torch.float)
@@ -262,10 +199,12 @@ def train_step(G, E, D, opt_ge, opt_d, real, z, cfg):
     opt_d.step()
     opt_d.zero_grad(set_to_none=True)
 
+    # (2) G and E: maximise log(1 - D(x, E(x))) + log D(G(z), z) (non-saturating: D's labels flipped, strong
+    #     gradients while D wins), or minimise D's own objective (minimax), through the freshly updated D
     D.requires_grad_(False)  # G and E's step needs gradients through D, not of its weights
     with autocast:
         real_logits_ge, fake_logits_ge = D(real, code).float(), D(fake, z).float()
-        if cfg["loss"] == "non-saturating":  # D's labels flipped: strong gradients while D wins
+        if cfg["loss"] == "non-saturating":
             ge_loss = F.binary_cross_entropy_with_logits(
                 real_logits_ge, torch.zeros_like(real_logits_ge)
             ) + F.binary_cross_entropy_with_logits(fake_logits_ge, torch.ones_like(fake_logits_ge))
@@ -279,13 +218,8 @@ def train_step(G, E, D, opt_ge, opt_d, real, z, cfg):
     opt_ge.zero_grad(set_to_none=True)
     D.requires_grad_(True)
 
-    return (
-        torch.stack(
-            [d_loss, ge_loss, torch.sigmoid(real_logits).float().mean(), torch.sigmoid(fake_logits).float().mean()]
-        )
-        .detach()
-        .float()
-    )
+    d_real, d_fake = torch.sigmoid(real_logits).float().mean(), torch.sigmoid(fake_logits).float().mean()
+    return torch.stack([d_loss, ge_loss, d_real, d_fake]).detach().float()
 
 
 @torch.no_grad()
@@ -298,15 +232,25 @@ def reconstruct(G, E, images):
 
 
 @torch.no_grad()
-def save_grids(G, E, fixed_noise, fixed_real, samples_dir, epoch):
-    G.eval()
-    utils.save_grid(G(fixed_noise), samples_dir / f"epoch_{epoch:03d}.png", value_range=VALUE_RANGE)
+def save_grids(G, E, fixed_noise, fixed_real, folder, epoch):
+    """In `folder`: epoch_XXX.png, a grid of G(fixed_noise), and recon_epoch_XXX.png, the fixed
+    held-out images x beside G(E(x)) in pairs of columns; the same z and x every epoch."""
+    G.eval()  # batch norm uses its running statistics, so a grid does not depend on its batch
+    save_image(
+        G(fixed_noise).float().cpu(), Path(folder) / f"epoch_{epoch:03d}.png", normalize=True, value_range=VALUE_RANGE
+    )
     G.train()
     pairs = torch.stack([fixed_real, reconstruct(G, E, fixed_real)], dim=1).flatten(0, 1)  # x, G(E(x)), x, ...
-    utils.save_grid(pairs, samples_dir / f"recon_epoch_{epoch:03d}.png", nrow=16, value_range=VALUE_RANGE)
+    save_image(
+        pairs.float().cpu(),
+        Path(folder) / f"recon_epoch_{epoch:03d}.png",
+        nrow=16,
+        normalize=True,
+        value_range=VALUE_RANGE,
+    )
 
 
-# --------------------------------------------------------------------------- evaluation
+# --------------------------------------------------------------------------- evaluation: the probes
 @torch.no_grad()
 def encode(E, images, batch_size=1000):
     """E's features, {layer: (N, dim)}, of uint8 images, E in eval mode."""
@@ -362,14 +306,15 @@ def linear_probe(train_x, train_y, test_x, test_y, l2=1e-4, iterations=300):
 
 @torch.no_grad()
 def nearest_neighbour(train_x, train_y, test_x, test_y, batch_size=1000):
-    """Held-out accuracy of 1-nearest-neighbour (Euclidean, on standardized features)."""
+    """Held-out accuracy of 1-nearest-neighbour (Euclidean, on standardized features): the paper's measure."""
     train_x, test_x = standardize(train_x, test_x)
     nearest = torch.cat([torch.cdist(chunk, train_x).argmin(1) for chunk in test_x.split(batch_size)])
     return (train_y[nearest] == test_y).float().mean().item()
 
 
 def probe(E, cfg, train, held_out, device):
-    """{(encoder, layer, probe): accuracy} for E and for a random encoder, on both layers."""
+    """{(encoder, layer, probe): accuracy} for E and for a random encoder, on both layers;
+    train and held_out are (uint8 images, labels)."""
     results = {}
     for name, encoder in (("BiGAN E", E), ("random E", random_encoder(cfg, train[0], device))):
         train_features, test_features = encode(encoder, train[0]), encode(encoder, held_out[0])
@@ -380,38 +325,94 @@ def probe(E, cfg, train, held_out, device):
     return results
 
 
-def describe_probe(cfg, results, step, seconds):
-    span = lambda which: f"{cfg['dataset']} {':'.join(map(str, cfg[which]))}"
-    lines = [
-        f"probes after {step} steps: fitted on {span('train_range')}, scored on {span('eval_range')} "
-        f"(features standardized; 'code' = E(x), {cfg['z_dim']}-d; 'hidden' = E's last hidden layer, "
-        f"{cfg['hidden']}-d) [{seconds:.0f} s]"
-    ]
-    for encoder in ("BiGAN E", "random E"):
-        lines.append(
-            f"  {encoder:9s}"
-            + "".join(
-                f"  {layer} {kind} {100 * results[encoder, layer, kind]:.2f}%"
-                for layer in PROBE_LAYERS
-                for kind in ("linear", "1-NN")
-            )
-        )
-    return "\n".join(lines)
+# ==== the run: flags, resume, outputs (utils.py) ========================================================
+import utils  # noqa: E402
+
+SCRIPT = "bigan"
+LOSS_COLUMNS = ["d_loss", "ge_loss", "d_real", "d_fake"]  # what train_step returns; losses.csv adds lr, images_per_s
+STATUS = "D {d_loss:.3f} G/E {ge_loss:.3f} D(x,E(x)) {d_real:.2f} D(G(z),z) {d_fake:.2f} lr {lr:.2e}"
+PLOTS = {"losses": ["d_loss", "ge_loss"], "D's outputs": ["d_real", "d_fake"], "learning rate": ["lr"]}
 
 
-def eval_probe(argv):
-    """python bigan.py --eval-probe --ckpt PATH: print the probes' accuracies."""
-    cfg, ckpt, device = utils.eval_config(build_parser, argv, SCRIPT, RESUMABLE, "--eval-probe")
-    E = build_encoder(cfg).to(device)
-    E.load_state_dict(ckpt["models"]["E"])
-    began = time.perf_counter()
-    train, held_out = (utils.load_mnist_range(cfg, which, device) for which in ("train_range", "eval_range"))
-    results = probe(E, cfg, train, held_out, device)
-    print(describe_probe(cfg, results, ckpt["step"], time.perf_counter() - began))
-    return results
+def build_parser():
+    p = utils.ArgumentParser(description="BiGAN (Donahue et al. 2016) on MNIST or Fashion-MNIST.")
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"], help="28x28 grey images")
+    data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
+    data.add_argument(
+        "--train-range",
+        type=utils.data_range,
+        help="images trained on, and on which the probes are fitted (default: the whole training file)",
+    )
+    data.add_argument(
+        "--eval-range",
+        type=utils.data_range,
+        help="held-out labelled images on which the probes are scored (default: the whole test file)",
+    )
+
+    h = HPARAMS
+    model = p.add_argument_group("model (Appendix C.1; net.py mnist_mlp)")
+    model.add_argument("--z-dim", type=utils.positive_int, default=h["z_dim"], help="size of z, and of E's output")
+    model.add_argument(
+        "--noise",
+        default=h["noise"],
+        choices=["normal", "uniform"],
+        help="z ~ N(0, 1), the replication's, or U(-1, 1) (paper: uniform)",
+    )
+    model.add_argument("--hidden", type=utils.positive_int, default=h["hidden"], help="units of every hidden layer")
+
+    optim = p.add_argument_group("optimisation")
+    optim.add_argument(
+        "--epochs",
+        type=utils.positive_int,
+        default=h["epochs"],
+        help="passes over the training images (the authors: 200 + 200 of decay)",
+    )
+    optim.add_argument(
+        "--constant-epochs",
+        type=int,
+        default=h["constant_epochs"],
+        help="keep the learning rate constant this many epochs, then decay it linearly to 0 by the "
+        "last one (0: decay over the whole run; the authors' code: 200 of 400)",
+    )
+    optim.add_argument("--batch-size", type=utils.positive_int, default=h["batch_size"], help="images per step")
+    optim.add_argument("--lr", type=utils.positive_float, default=h["lr"], help="Adam learning rate of G, E and D")
+    optim.add_argument("--beta1", type=float, default=h["beta1"], help="Adam beta1")
+    optim.add_argument("--beta2", type=float, default=h["beta2"], help="Adam beta2")
+    optim.add_argument(
+        "--weight-decay",
+        type=float,
+        default=h["weight_decay"],
+        help="L2 penalty on all weights (the replication's; 0 for none)",
+    )
+    optim.add_argument(
+        "--loss",
+        default=h["loss"],
+        choices=["non-saturating", "minimax"],
+        help="G and E's loss: fool D with flipped labels, or minimise -(D's loss)",
+    )
+    optim.add_argument(
+        "--steps",
+        type=utils.positive_int,
+        help="stop after this many optimizer steps in total (for smoke tests and benchmarks)",
+    )
+
+    utils.add_run_flags(p, SCRIPT, compile_help="torch.compile G, E and D; 'reduce-overhead' also captures CUDA graphs")
+    run = p.add_argument_group("outputs and evaluation")
+    run.add_argument("--sample-size", type=utils.positive_int, default=64, help="samples in each epoch's grid")
+    run.add_argument(
+        "--eval-probe",
+        action="store_true",
+        help="print the linear-probe and 1-NN accuracies of --ckpt's encoder and of a random one, and exit",
+    )
+    run.add_argument("--ckpt", help="checkpoint to evaluate with --eval-probe")
+    return p
 
 
-# --------------------------------------------------------------------------- main
+# flags that may change when a run is resumed or evaluated; everything else must match the checkpoint
+RESUMABLE = utils.RESUMABLE_RUN_FLAGS | {"epochs", "steps", "data_root", "eval_range", "eval_probe", "ckpt"}
+
+
 def check_flags(cfg):
     for beta in ("beta1", "beta2"):
         if not 0 <= cfg[beta] < 1:
@@ -425,25 +426,73 @@ def check_flags(cfg):
         )
 
 
+def check_data(cfg, data):
+    """The steps of an epoch, once the training images are known to fill at least one batch."""
+    if len(data) < cfg["batch_size"]:
+        utils.die(f"--batch-size {cfg['batch_size']} is larger than the training set ({len(data)} images)")
+    return len(data) // cfg["batch_size"]
+
+
+def held_out_images(cfg, n, device="cpu"):
+    """The first n images of the run's --eval-range as uint8 (n, 1, 28, 28), with their labels:
+    what the reconstruction grids show, and what the sampler's reconstruct uses by default."""
+    images, labels = utils.load_mnist_range(cfg, "eval_range", device)
+    return images[:n], labels[:n]
+
+
+def describe_probe(cfg, results, step, seconds, n_train, n_held_out):
+    span = lambda which, n: f"{cfg['dataset']} {utils.range_text(cfg, which, n)}"
+    lines = [
+        f"probes after {step} steps: fitted on {span('train_range', n_train)}, scored on "
+        f"{span('eval_range', n_held_out)} (features standardized; 'code' = E(x), {cfg['z_dim']}-d; "
+        f"'hidden' = E's last hidden layer, {cfg['hidden']}-d) [{seconds:.0f} s]"
+    ]
+    for encoder in ("BiGAN E", "random E"):
+        lines.append(
+            f"  {encoder:9s}"
+            + "".join(
+                f"  {layer} {kind} {100 * results[encoder, layer, kind]:.2f}%"
+                for layer in PROBE_LAYERS
+                for kind in ("linear", "1-NN")
+            )
+        )
+    return "\n".join(lines)
+
+
+def report_probe(E, cfg, train, held_out, device, step):
+    """Print the probes' accuracies for E (and a random E); return them."""
+    began = time.perf_counter()
+    results = probe(E, cfg, train, held_out, device)
+    print(describe_probe(cfg, results, step, time.perf_counter() - began, len(train[0]), len(held_out[0])))
+    return results
+
+
+def eval_probe(argv):
+    """python bigan.py --eval-probe --ckpt PATH: print the probes' accuracies."""
+    cfg, ckpt, device = utils.eval_config(build_parser, argv, SCRIPT, RESUMABLE, "--eval-probe")
+    E = build_encoder(cfg).to(device)
+    E.load_state_dict(ckpt["models"]["E"])
+    train, held_out = (utils.load_mnist_range(cfg, which, device) for which in ("train_range", "eval_range"))
+    return report_probe(E, cfg, train, held_out, device, ckpt["step"])
+
+
 @utils.one_line_errors
 def main(argv=None):
     cfg, ckpt = utils.parse_config(build_parser, argv, SCRIPT, RESUMABLE)
     check_flags(cfg)
     if cfg["eval_probe"]:
         return eval_probe(argv)
-    cfg["image_size"], cfg["channels"] = 28, 1
-    device = utils.setup_device(cfg)
+    cfg["image_size"], cfg["channels"] = 28, 1  # what the sampler reads off a checkpoint
+    device = utils.pick_device(cfg["device"])
+    utils.seed_everything(cfg["seed"])
+    utils.fast_cuda_kernels()  # cuDNN benchmarks its convolutions once per shape; TF32 matmuls
     data, labels = utils.load_mnist_range(cfg, "train_range", device)
-    held_out = utils.load_mnist_range(cfg, "eval_range", device)
-    steps_per_epoch = len(data) // cfg["batch_size"]
-    if steps_per_epoch == 0:
-        utils.die(f"--batch-size {cfg['batch_size']} is larger than the training set ({len(data)} images)")
+    held_out = utils.load_mnist_range(cfg, "eval_range", device)  # a bad range fails before training
+    steps_per_epoch = check_data(cfg, data)
     G, E, D = utils.build_models(cfg, device, build_generator, build_encoder, build_discriminator)
     run_dir = utils.make_run_dir(SCRIPT, cfg)  # only once flags, data and models are good
 
-    adam = dict(lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), weight_decay=cfg["weight_decay"], fused=True)
-    opt_ge = torch.optim.Adam([*G.parameters(), *E.parameters()], **adam)  # G and E: one player
-    opt_d = torch.optim.Adam(D.parameters(), **adam)
+    opt_ge, opt_d = build_optimizers(cfg, G, E, D)
     models, optimizers = {"G": G, "E": E, "D": D}, {"GE": opt_ge, "D": opt_d}
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     fixed_real = held_out[0][:64].float() / 255  # the reconstruction grids' images, never trained on
@@ -452,47 +501,30 @@ def main(argv=None):
         utils.restore_training_state(ckpt, models, optimizers)
         fixed_noise = ckpt["fixed_noise"].to(device)
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
-    G_train, E_train, D_train = utils.compile_models(cfg["compile"], G, E, D)
+    # the compiled modules share their parameters with G, E and D, which are what checkpoints save
+    G_train, E_train, D_train = (torch.compile(m, mode=cfg["compile"]) if cfg["compile"] else m for m in (G, E, D))
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
-    log = utils.TrainingLog(
-        run_dir,
-        LOSS_COLUMNS,
-        every=cfg["log_every"],
-        images_per_step=cfg["batch_size"],
-        total_steps=total_steps,
-        step=step,
-        resumed=ckpt is not None,
-        status=STATUS,
-        extra_columns=["lr"],
-        extra=lambda: {"lr": opt_d.param_groups[0]["lr"]},
-    )
+    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, status=STATUS, plots=PLOTS, every=cfg["log_every"],
+                            images_per_step=cfg["batch_size"], total_steps=total_steps, step=step,
+                            resumed=bool(ckpt), extra_columns=["lr"],
+                            extra=lambda: {"lr": opt_d.param_groups[0]["lr"]})  # fmt: skip
 
     def checkpoint(name):
         path = run_dir / "checkpoints" / name
-        utils.save_training_state(
-            path,
-            SCRIPT,
-            cfg,
-            models,
-            optimizers,
-            epoch=epoch,
-            epoch_step=epoch_step,
-            step=step,
-            fixed_noise=fixed_noise,
-        )
+        progress = dict(epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, **progress)
         return path
 
-    print(
-        f"bigan: {len(data)} {cfg['dataset']} images ({':'.join(map(str, cfg['train_range']))}) on {device}, "
-        f"z {cfg['z_dim']}-d {cfg['noise']}, {steps_per_epoch} steps/epoch, writing to {run_dir}"
-    )
+    print(f"bigan: {len(data)} {cfg['dataset']} images ({utils.range_text(cfg, 'train_range', len(data))}) "
+          f"on {device}, z {cfg['z_dim']}-d {cfg['noise']}, {steps_per_epoch} steps/epoch, "
+          f"writing to {run_dir}")  # fmt: skip
     with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
         while step < total_steps:
             for real in epoch_batches(data, cfg, epoch, epoch_step, device):
                 for opt in (opt_ge, opt_d):  # a python float per step: no host sync
                     opt.param_groups[0]["lr"] = learning_rate(cfg, step / steps_per_epoch)
                 z = sample_noise(cfg, real.shape[0], device)
-                metrics = train_step(G_train, E_train, D_train, opt_ge, opt_d, real, z, cfg)
+                metrics = train_step(G_train, E_train, D_train, opt_ge, opt_d, real, z, cfg, cfg["amp"])
                 step, epoch_step = step + 1, epoch_step + 1
                 log.add(metrics, step, epoch)
                 if step >= total_steps:
@@ -500,15 +532,13 @@ def main(argv=None):
             log.flush()
             save_grids(G, E, fixed_noise, fixed_real, run_dir / "samples", epoch + 1)
             utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
-            log.plot(["d_loss", "ge_loss"])
+            log.plot()
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
                 epoch, epoch_step = epoch + 1, 0
                 if epoch % cfg["save_every"] == 0:
                     checkpoint(f"epoch_{epoch:03d}.pt")
             checkpoint("last.pt")
-    began = time.perf_counter()
-    results = probe(E, cfg, (data, labels), held_out, device)
-    print(describe_probe(cfg, results, step, time.perf_counter() - began))
+    report_probe(E, cfg, (data, labels), held_out, device, step)
     print(
         f"done: {step} steps; samples, reconstructions, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}"
     )

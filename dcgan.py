@@ -25,130 +25,40 @@ Writes, under runs/dcgan/<dataset>-<time>/ (or --out):
   progress.gif                those grids as one animation
   losses.csv, losses.png      D and G losses, D(x) and D(G(z)), images/s
   checkpoints/last.pt         after every epoch and on Ctrl-C; epoch_XXX.pt every --save-every
+
+The GAN, in plain PyTorch, is everything above the line "# ==== the run": copy it alone and
+drive it from your own loop. Below that line: flags, resume, torchrun, outputs.
 """
 
 import math
+from contextlib import nullcontext
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.nn.utils.parametrizations import spectral_norm
-
-import utils
-
-SCRIPT = "dcgan"
-VALUE_RANGE = (-1.0, 1.0)  # G ends in tanh; data are scaled to match
-LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake"]  # what train_step returns; losses.csv adds images_per_s
-STATUS = "D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f}"  # the progress bar's text
-
+from torchvision.utils import save_image
 
 # --------------------------------------------------------------------------- hyper-parameters
-def build_parser():
-    p = utils.ArgumentParser(description="DCGAN (Radford et al. 2015) on MNIST, Fashion-MNIST, CIFAR-10 or a folder.")
-    data = p.add_argument_group("data")
-    data.add_argument(
-        "--dataset",
-        default="mnist",
-        choices=["mnist", "fashion-mnist", "cifar10", "folder"],
-        help="training data; mnist/fashion-mnist/cifar10 are downloaded into --data-root if missing",
-    )
-    data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
-    data.add_argument(
-        "--train-range",
-        type=utils.data_range,
-        default=None,
-        help="with mnist/fashion-mnist: the images trained on, e.g. test:0:8000 so that test:8000:10000 "
-        "stays held out for sampler.py score (default: the whole training file)",
-    )
-    data.add_argument(
-        "--image-folder", default=None, help="with --dataset folder: a folder of images (class subfolders optional)"
-    )
-    data.add_argument(
-        "--image-size",
-        type=utils.positive_int,
-        default=None,
-        help="side of the square images: 28 (InfoGAN nets) or a power of two >= 16 (DCGAN nets); "
-        "default 28 for the MNIST family, 32 for CIFAR-10, 64 for a folder",
-    )
-    data.add_argument("--workers", type=int, default=4, help="DataLoader worker processes for --dataset folder")
-
-    model = p.add_argument_group("model")
-    model.add_argument("--z-dim", type=utils.positive_int, default=100, help="size of the noise vector z (paper: 100)")
-    model.add_argument(
-        "--noise",
-        default="uniform",
-        choices=["uniform", "normal"],
-        help="z ~ uniform in [-1, 1] (paper) or standard normal",
-    )
-    model.add_argument(
-        "--g-width",
-        type=utils.positive_int,
-        default=64,
-        help="channels of G's last up-conv; earlier layers double it (DCGAN nets only)",
-    )
-    model.add_argument(
-        "--d-width",
-        type=utils.positive_int,
-        default=64,
-        help="channels of D's first conv; later layers double it (DCGAN nets only)",
-    )
-    model.add_argument(
-        "--spectral-norm",
-        action="store_true",
-        help="wrap every conv/linear weight of D in spectral normalisation (Miyato et al. 2018), "
-        "bounding D's Lipschitz constant so its gradients stay useful to G",
-    )
-
-    optim = p.add_argument_group("optimisation")
-    optim.add_argument("--epochs", type=utils.positive_int, default=25, help="passes over the training data")
-    optim.add_argument(
-        "--batch-size",
-        type=utils.positive_int,
-        default=128,
-        help="images per step (paper: 128); under torchrun the global batch, split evenly over the processes",
-    )
-    optim.add_argument("--lr-g", type=utils.positive_float, default=2e-4, help="Adam learning rate of G (paper: 2e-4)")
-    optim.add_argument(
-        "--lr-d",
-        type=utils.positive_float,
-        default=2e-4,
-        help="Adam learning rate of D (paper: 2e-4); a larger one than G's is the TTUR of Heusel et al. 2017",
-    )
-    optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (paper: 0.5; 0.9 made training oscillate)")
-    optim.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
-    optim.add_argument(
-        "--real-label",
-        type=float,
-        default=1.0,
-        help="target for real images in D's loss; 0.9 is one-sided label smoothing "
-        "(Salimans et al. 2016), which keeps D from growing over-confident",
-    )
-    optim.add_argument(
-        "--steps",
-        type=utils.positive_int,
-        default=None,
-        help="stop after this many optimizer steps in total (for smoke tests and benchmarks)",
-    )
-
-    run = utils.add_run_flags(p, SCRIPT, distributed=True)
-    run.add_argument("--sample-size", type=utils.positive_int, default=64, help="images in each per-epoch grid")
-    return p
-
-
-# flags that may change when a run is resumed; everything else must match the checkpoint
-RESUMABLE = {
-    "epochs",
-    "steps",
-    "device",
-    "amp",
-    "compile",
-    "data_root",
-    "image_folder",
-    "workers",
-    "save_every",
-    "log_every",
-    "sync_bn",
-}
+# The paper's values; the run's flags default to them, and a run's config is this dict with its flags applied.
+HPARAMS = dict(
+    z_dim=100,  # size of the noise vector z
+    noise="uniform",  # z ~ U[-1, 1]; "normal" for N(0, I)
+    g_width=64,  # channels of G's last up-conv; earlier layers double it (DCGAN nets)
+    d_width=64,  # channels of D's first conv; later layers double it (DCGAN nets)
+    spectral_norm=False,  # not in the paper: Miyato et al. 2018's bound on D's Lipschitz constant
+    batch_size=128,
+    lr_g=2e-4,
+    lr_d=2e-4,  # a larger one than G's is the TTUR of Heusel et al. 2017
+    beta1=0.5,  # Adam's momentum: the paper found 0.9 made training oscillate
+    beta2=0.999,
+    real_label=1.0,  # 0.9 is one-sided label smoothing (Salimans et al. 2016)
+    epochs=25,  # not in the paper; enough for MNIST's digits
+    image_size=28,  # 28: the InfoGAN nets; a power of two >= 16: the DCGAN nets
+    channels=1,
+)
+VALUE_RANGE = (-1.0, 1.0)  # G ends in tanh; data are scaled to match
 
 
 # --------------------------------------------------------------------------- models
@@ -156,61 +66,53 @@ def init_weights(module):
     """DCGAN paper: all weights from N(0, 0.02); batch-norm scales from N(1, 0.02)."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(module.weight, 0.0, 0.02)
-        nn.init.zeros_(module.bias) if module.bias is not None else None
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
     elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
 
 class InfoGANGenerator(nn.Module):
-    """28x28: z -> FC 1024, BN, ReLU -> FC 7*7*128, BN, ReLU -> 4x4 up-conv 64 /2, BN, ReLU
-    -> 4x4 up-conv C /2 -> tanh."""
+    """28x28: z -> FC 1024 -> FC 7x7x128 -> 4x4 up-conv 64 -> 4x4 up-conv C, tanh."""
 
     def __init__(self, z_dim, channels):
         super().__init__()
+        # fmt: off
         self.net = nn.Sequential(
-            nn.Linear(z_dim, 1024),
-            nn.BatchNorm1d(1024),
-            nn.ReLU(True),
-            nn.Linear(1024, 128 * 7 * 7),
-            nn.BatchNorm1d(128 * 7 * 7),
-            nn.ReLU(True),
-            nn.Unflatten(1, (128, 7, 7)),
-            nn.ConvTranspose2d(128, 64, 4, 2, 1),
-            nn.BatchNorm2d(64),
-            nn.ReLU(True),  # 14x14
-            nn.ConvTranspose2d(64, channels, 4, 2, 1),
-            nn.Tanh(),  # 28x28
+            nn.Linear(z_dim, 1024), nn.BatchNorm1d(1024), nn.ReLU(True),
+            nn.Linear(1024, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(True),
+            nn.Unflatten(1, (128, 7, 7)),                                               # 128 x 7 x 7
+            nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(True),    # 64 x 14 x 14
+            nn.ConvTranspose2d(64, channels, 4, 2, 1), nn.Tanh(),                       # C x 28 x 28
         )
+        # fmt: on
 
     def forward(self, z):
         return self.net(z)
 
 
 class InfoGANDiscriminator(nn.Module):
-    """28x28: 4x4 conv 64 /2, LReLU 0.1 -> 4x4 conv 128 /2, BN, LReLU -> FC 1024, BN, LReLU -> FC 1."""
+    """28x28: 4x4 conv 64 -> 4x4 conv 128 -> FC 1024 -> FC 1 (the logit); leaky ReLU 0.1."""
 
     def __init__(self, channels):
         super().__init__()
+        # fmt: off
         self.net = nn.Sequential(
-            nn.Conv2d(channels, 64, 4, 2, 1),
-            nn.LeakyReLU(0.1, True),  # 14x14
-            nn.Conv2d(64, 128, 4, 2, 1),
-            nn.BatchNorm2d(128),
-            nn.LeakyReLU(0.1, True),  # 7x7
+            nn.Conv2d(channels, 64, 4, 2, 1), nn.LeakyReLU(0.1, True),                  # 64 x 14 x 14
+            nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.1, True),  # 128 x 7 x 7
             nn.Flatten(),
-            nn.Linear(128 * 7 * 7, 1024),
-            nn.BatchNorm1d(1024),
-            nn.LeakyReLU(0.1, True),
+            nn.Linear(128 * 7 * 7, 1024), nn.BatchNorm1d(1024), nn.LeakyReLU(0.1, True),
             nn.Linear(1024, 1),
         )
+        # fmt: on
 
     def forward(self, x):
         return self.net(x).view(-1)
 
 
 class DCGANGenerator(nn.Module):
-    """z as a 1x1 map -> 4x4 up-conv to 4x4 -> [4x4 up-conv /2, BN, ReLU] ... -> up-conv C /2 -> tanh.
+    """z as a 1x1 map -> 4x4 up-conv to 4x4 -> [4x4 up-conv /2, BN, ReLU] ... -> up-conv C /2, tanh.
     Channels halve as the side doubles (512, 256, 128, 64 at 64x64, as in the paper's Figure 1)."""
 
     def __init__(self, z_dim, channels, image_size, width):
@@ -219,14 +121,14 @@ class DCGANGenerator(nn.Module):
         ch = width * 2**n_up
         layers = [
             nn.Unflatten(1, (z_dim, 1, 1)),
-            nn.ConvTranspose2d(z_dim, ch, 4, 1, 0, bias=False),
+            nn.ConvTranspose2d(z_dim, ch, 4, 1, 0, bias=False),  # state size: ch x 4 x 4
             nn.BatchNorm2d(ch),
             nn.ReLU(True),
         ]
-        for _ in range(n_up):
+        for _ in range(n_up):  # state size: ch/2 x 2s x 2s, up to width x image_size/2 x image_size/2
             layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
             ch //= 2
-        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
+        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]  # state size: channels x image_size^2
         self.net = nn.Sequential(*layers)
 
     def forward(self, z):
@@ -241,24 +143,19 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         n_down = int(math.log2(image_size)) - 3
         ch = width
-        layers = [nn.Conv2d(channels, ch, 4, 2, 1), nn.LeakyReLU(0.2, True)]
-        for _ in range(n_down):
+        layers = [nn.Conv2d(channels, ch, 4, 2, 1), nn.LeakyReLU(0.2, True)]  # state size: width x image_size/2 ^2
+        for _ in range(n_down):  # state size: 2ch x s/2 x s/2, down to 4x4
             layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2), nn.LeakyReLU(0.2, True)]
             ch *= 2
-        layers += [nn.Conv2d(ch, 1, 4, 1, 0)]
+        layers += [nn.Conv2d(ch, 1, 4, 1, 0)]  # state size: 1 x 1 x 1
         self.net = nn.Sequential(*layers)
 
     def forward(self, x):
         return self.net(x).view(-1)
 
 
-def check_image_size(size):
-    if size != 28 and (size < 16 or size & (size - 1)):
-        utils.die(f"--image-size must be 28 or a power of two >= 16, got {size}")
-
-
 def build_generator(cfg):
-    """G for a run's config (a dict of the flags); the sampler rebuilds G through this."""
+    """G for a config (HPARAMS with a run's flags applied); the sampler rebuilds G through this."""
     if cfg["image_size"] == 28:
         G = InfoGANGenerator(cfg["z_dim"], cfg["channels"])
     else:
@@ -280,6 +177,15 @@ def build_discriminator(cfg):
     return D
 
 
+def build_optimizers(cfg, G, D):
+    """Adam for each net, as the paper. fused: one kernel per step instead of a loop of small ops."""
+    betas = (cfg["beta1"], cfg["beta2"])
+    return (
+        torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=betas, fused=True),
+        torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=betas, fused=True),
+    )
+
+
 def sample_noise(cfg, n, device="cpu", generator=None):
     """n noise vectors z, shaped (n, z_dim), from the run's noise distribution."""
     if cfg["noise"] == "uniform":
@@ -288,63 +194,46 @@ def sample_noise(cfg, n, device="cpu", generator=None):
 
 
 # --------------------------------------------------------------------------- data
-def load_data(cfg, device):
-    """The training images: one uint8 tensor on `device` for small data sets, else an ImageFolder."""
-    if cfg["dataset"] == "folder":
-        return utils.load_image_folder(cfg["image_folder"], cfg["image_size"], cfg["channels"])
-    if cfg["dataset"] == "cifar10":
-        images = utils.load_cifar10(cfg["data_root"])
-    else:
-        images = utils.load_mnist_range(cfg, "train_range", device)[0]
-    images = images.to(device)
-    if images.shape[-1] != cfg["image_size"]:  # resize once, up front, never per batch
-        images = (
-            F.interpolate(images.float(), size=cfg["image_size"], mode="bilinear", antialias=True, align_corners=False)
-            .round()
-            .clamp(0, 255)
-            .to(torch.uint8)
-        )
-    return images
-
-
-def epoch_batches(data, cfg, epoch, start_batch, device, ddp=utils.Distributed()):
+def epoch_batches(data, cfg, epoch, start_batch, device, rank=0, world=1):
     """Yield the batches of one epoch, in [-1, 1], on `device`, from batch `start_batch` on.
 
-    The order is a permutation seeded by (seed, epoch), so a resumed run sees the very
-    batches the interrupted run would have. The last incomplete batch is dropped. Under
-    torchrun each process yields its share of every batch.
+    `data` is a uint8 tensor (N, C, H, W) already on the device (batches are gathered from it by
+    index, no copies from the host), or an image Dataset read by a DataLoader. The order is a
+    permutation seeded by (seed, epoch), so a resumed run sees the very batches the interrupted
+    run would have; the last incomplete batch is dropped. Under torchrun, process `rank` of
+    `world` takes the rank-th slice of every batch.
     """
     bs = cfg["batch_size"]
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
-    order = utils.shard(order[start_batch * bs : len(data) // bs * bs], bs, ddp)
-    bs //= ddp.world
+    order = order[start_batch * bs : len(data) // bs * bs]
+    order = order.view(-1, world, bs // world)[:, rank].reshape(-1)  # this process's share of each batch
+    bs //= world
     if isinstance(data, torch.Tensor):
         for idx in order.to(device).split(bs):
             yield data[idx].float().div_(127.5).sub_(1.0)
     else:
         loader = torch.utils.data.DataLoader(
-            data,
-            batch_size=bs,
-            sampler=order.tolist(),
-            num_workers=cfg["workers"],
-            pin_memory=device.type == "cuda",
-            persistent_workers=False,
+            data, batch_size=bs, sampler=order.tolist(), num_workers=cfg["workers"], pin_memory=device.type == "cuda"
         )
         for images, _ in loader:
             yield images.to(device, non_blocking=True)
 
 
 # --------------------------------------------------------------------------- training step
-def train_step(G, D, opt_g, opt_d, real, z, real_label, amp):
-    """One D update then one G update. Returns detached [d_loss, g_loss, D(x), D(G(z))]."""
+def train_step(G, D, opt_g, opt_d, real, z, real_label=1.0, amp=False):
+    """One D update then one G update. Returns detached [d_loss, g_loss, D(x), D(G(z))].
+
+    Under torchrun D is wrapped in DistributedDataParallel; plainly it is the module itself."""
     autocast = torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=amp)
-    # D: push D(x) up to real_label and D(G(z)) down to 0, on separate real and fake batches.
-    # Two backward calls: the fake half's grads are added in place into the real half's,
-    # instead of both being held and summed into a third copy (saves ~26 MiB on MNIST nets);
-    # under torchrun the first keeps its grads local and the second averages the sum.
+    ddp = isinstance(D, DDP)
     with autocast:
         fake = G(z)
-    with utils.no_sync(D):
+
+    # (1) D: maximise log D(x) + log(1 - D(G(z))), on separate real and fake batches.
+    # Two backward calls: the fake half's grads are added in place into the real half's instead of
+    # both being held and summed into a third copy; under torchrun the first keeps its grads local
+    # (no_sync) and the second averages the sum over the processes.
+    with D.no_sync() if ddp else nullcontext():
         with autocast:
             d_real_logits = D(real)
             d_loss_real = F.binary_cross_entropy_with_logits(d_real_logits, torch.full_like(d_real_logits, real_label))
@@ -357,33 +246,117 @@ def train_step(G, D, opt_g, opt_d, real, z, real_label, amp):
     opt_d.step()
     opt_d.zero_grad(set_to_none=True)  # free D's grads now: they are not needed until its next step
 
-    # G: non-saturating loss, -log D(G(z)), through the freshly updated D
+    # (2) G: maximise log D(G(z)) (non-saturating), through the freshly updated D
     D.requires_grad_(False)  # G's step needs gradients w.r.t. the images, not D's weights
+    raw_D = D.module if ddp else D  # outside DDP: there are no D gradients to average here
     with autocast:
-        g_logits = utils.unwrap(D)(fake)  # outside DDP: there are no D gradients to average here
+        g_logits = raw_D(fake)
         g_loss = F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))
     g_loss.backward()
     opt_g.step()
     opt_g.zero_grad(set_to_none=True)
     D.requires_grad_(True)
 
-    return (
-        torch.stack([d_loss, g_loss, torch.sigmoid(d_real_logits).mean(), torch.sigmoid(d_fake_logits).mean()])
-        .detach()
-        .float()
-    )
+    d_real, d_fake = torch.sigmoid(d_real_logits).mean(), torch.sigmoid(d_fake_logits).mean()
+    return torch.stack([d_loss, g_loss, d_real, d_fake]).detach().float()
 
 
 @torch.no_grad()
 def save_samples(G, fixed_noise, path, nrow=8):
+    """One PNG grid of G(fixed_noise): the same z every epoch, so the grids show G's progress."""
     G.eval()  # batch norm uses its running statistics, so a grid does not depend on its batch
-    utils.save_grid(G(fixed_noise), path, nrow=nrow, value_range=VALUE_RANGE)
+    save_image(G(fixed_noise).float().cpu(), path, nrow=nrow, normalize=True, value_range=VALUE_RANGE)
     G.train()
 
 
-# --------------------------------------------------------------------------- main
+# ==== the run: flags, resume, torchrun, outputs (utils.py) ==============================================
+import utils  # noqa: E402
+
+SCRIPT = "dcgan"
+LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake"]  # what train_step returns; losses.csv adds images_per_s
+STATUS = "D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f}"  # the progress bar's text
+PLOTS = {"losses": ["d_loss", "g_loss"], "D's outputs": ["d_real", "d_fake"]}  # losses.png's panels
+
+
+def build_parser():
+    p = utils.ArgumentParser(description="DCGAN (Radford et al. 2015) on MNIST, Fashion-MNIST, CIFAR-10 or a folder.")
+    data = p.add_argument_group("data")
+    data.add_argument(
+        "--dataset",
+        default="mnist",
+        choices=["mnist", "fashion-mnist", "cifar10", "folder"],
+        help="training data; mnist/fashion-mnist/cifar10 are downloaded into --data-root if missing",
+    )
+    data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
+    data.add_argument(
+        "--train-range",
+        type=utils.data_range,
+        help="with mnist/fashion-mnist: the images trained on, e.g. test:0:8000 so that test:8000:10000 "
+        "stays held out for sampler.py score (default: the whole training file)",
+    )
+    data.add_argument("--image-folder", help="with --dataset folder: a folder of images (class subfolders optional)")
+    data.add_argument(
+        "--image-size",
+        type=utils.positive_int,
+        help="side of the square images: 28 (InfoGAN nets) or a power of two >= 16 (DCGAN nets); "
+        "default 28 for the MNIST family, 32 for CIFAR-10, 64 for a folder",
+    )
+    data.add_argument("--workers", type=int, default=4, help="DataLoader worker processes for --dataset folder")
+
+    h = HPARAMS
+    model = p.add_argument_group("model")
+    model.add_argument("--z-dim", type=utils.positive_int, default=h["z_dim"], help="size of the noise vector z")
+    model.add_argument("--noise", default=h["noise"], choices=["uniform", "normal"], help="z ~ U[-1, 1] or N(0, I)")
+    model.add_argument(
+        "--g-width", type=utils.positive_int, default=h["g_width"], help="channels of G's last up-conv (DCGAN nets)"
+    )
+    model.add_argument(
+        "--d-width", type=utils.positive_int, default=h["d_width"], help="channels of D's first conv (DCGAN nets)"
+    )
+    model.add_argument(
+        "--spectral-norm",
+        action="store_true",
+        help="wrap every conv/linear weight of D in spectral normalisation (Miyato et al. 2018), "
+        "bounding D's Lipschitz constant so its gradients stay useful to G",
+    )
+
+    optim = p.add_argument_group("optimisation")
+    optim.add_argument("--epochs", type=utils.positive_int, default=h["epochs"], help="passes over the training data")
+    optim.add_argument(
+        "--batch-size",
+        type=utils.positive_int,
+        default=h["batch_size"],
+        help="images per step; under torchrun the global batch, split evenly over the processes",
+    )
+    optim.add_argument("--lr-g", type=utils.positive_float, default=h["lr_g"], help="Adam learning rate of G")
+    optim.add_argument("--lr-d", type=utils.positive_float, default=h["lr_d"], help="Adam learning rate of D")
+    optim.add_argument("--beta1", type=float, default=h["beta1"], help="Adam beta1 (0.9 made training oscillate)")
+    optim.add_argument("--beta2", type=float, default=h["beta2"], help="Adam beta2")
+    optim.add_argument(
+        "--real-label",
+        type=float,
+        default=h["real_label"],
+        help="target for real images in D's loss; 0.9 is one-sided label smoothing (Salimans et al. 2016)",
+    )
+    optim.add_argument(
+        "--steps",
+        type=utils.positive_int,
+        help="stop after this many optimizer steps in total (smoke tests, benchmarks)",
+    )
+
+    run = utils.add_run_flags(p, SCRIPT, distributed=True)
+    run.add_argument("--sample-size", type=utils.positive_int, default=64, help="images in each per-epoch grid")
+    return p
+
+
+# flags that may change when a run is resumed; everything else must match the checkpoint
+RESUMABLE = utils.RESUMABLE_RUN_FLAGS | {"epochs", "steps", "data_root", "image_folder", "workers"}
+
+
 def check_flags(cfg):
-    check_image_size(cfg["image_size"])
+    size = cfg["image_size"]
+    if size != 28 and (size < 16 or size & (size - 1)):
+        utils.die(f"--image-size must be 28 or a power of two >= 16, got {size}")
     if not 0 < cfg["real_label"] <= 1:
         utils.die(f"--real-label must be in (0, 1], got {cfg['real_label']}")
     for beta in ("beta1", "beta2"):
@@ -395,6 +368,21 @@ def check_flags(cfg):
         utils.die(f"--train-range picks images of mnist or fashion-mnist, not of --dataset {cfg['dataset']}")
 
 
+def load_data(cfg, device):
+    """The training images: one uint8 tensor on `device` for small data sets, else an ImageFolder."""
+    if cfg["dataset"] == "folder":
+        return utils.load_image_folder(cfg["image_folder"], cfg["image_size"], cfg["channels"])
+    if cfg["dataset"] == "cifar10":
+        images = utils.load_cifar10(cfg["data_root"])
+    else:
+        images = utils.load_mnist_range(cfg, "train_range", device)[0]
+    images = images.to(device)
+    if images.shape[-1] != cfg["image_size"]:  # resize once, up front, never per batch
+        images = F.interpolate(images.float(), size=cfg["image_size"], mode="bilinear", antialias=True)
+        images = images.round().clamp(0, 255).to(torch.uint8)
+    return images
+
+
 @utils.one_line_errors
 def main(argv=None):
     cfg, ckpt = utils.parse_config(build_parser, argv, SCRIPT, RESUMABLE)
@@ -402,8 +390,10 @@ def main(argv=None):
         cfg["channels"] = 1 if cfg["dataset"] in utils.MNIST_FAMILY else 3
         cfg["image_size"] = cfg["image_size"] or {"cifar10": 32, "folder": 64}.get(cfg["dataset"], 28)
     check_flags(cfg)
-    ddp = utils.setup_distributed(cfg)  # under torchrun: this process's rank; plainly: rank 0 of 1
-    device = utils.setup_device(cfg, ddp)
+    ddp = utils.setup_distributed(cfg)  # under torchrun: this process's rank and GPU; plainly: rank 0 of 1
+    device = utils.pick_device(cfg["device"], ddp)
+    utils.seed_everything(cfg["seed"] + ddp.rank)  # each rank its own noise; DDP gives all rank 0's weights
+    utils.fast_cuda_kernels()  # cuDNN benchmarks its convolutions once per shape; TF32 matmuls
     data = load_data(cfg, device)
     steps_per_epoch = len(data) // cfg["batch_size"]
     if steps_per_epoch == 0:
@@ -411,9 +401,7 @@ def main(argv=None):
     G, D = utils.build_models(cfg, device, build_generator, build_discriminator)
     run_dir = utils.make_run_dir(SCRIPT, cfg, ddp=ddp)  # only once flags, data and models are good
 
-    # fused: one kernel per step instead of a loop of small ops (faster, fewer temporaries)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]), fused=True)
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=(cfg["beta1"], cfg["beta2"]), fused=True)
+    opt_g, opt_d = build_optimizers(cfg, G, D)
     models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
@@ -421,44 +409,26 @@ def main(argv=None):
         utils.restore_training_state(ckpt, models, optimizers, ddp)
         fixed_noise = ckpt["fixed_noise"].to(device)
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
-    G_train, D_train = utils.distribute(ddp, *utils.compile_models(cfg["compile"], G, D), sync_bn=cfg["sync_bn"])
+    # the compiled modules share their parameters with G and D, which are what checkpoints save
+    G_train, D_train = (torch.compile(m, mode=cfg["compile"]) for m in (G, D)) if cfg["compile"] else (G, D)
+    G_train, D_train = utils.distribute(ddp, G_train, D_train, sync_bn=cfg["sync_bn"])
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
-    log = utils.TrainingLog(
-        run_dir,
-        LOSS_COLUMNS,
-        every=cfg["log_every"],
-        images_per_step=cfg["batch_size"],
-        total_steps=total_steps,
-        step=step,
-        resumed=ckpt is not None,
-        status=STATUS,
-        ddp=ddp,
-    )
+    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, status=STATUS, plots=PLOTS, every=cfg["log_every"],
+                            images_per_step=cfg["batch_size"], total_steps=total_steps, step=step,
+                            resumed=bool(ckpt), ddp=ddp)  # fmt: skip
 
     def checkpoint(name):  # every process calls it; rank 0 writes
         path = run_dir / "checkpoints" / name
-        utils.save_training_state(
-            path,
-            SCRIPT,
-            cfg,
-            models,
-            optimizers,
-            ddp=ddp,
-            epoch=epoch,
-            epoch_step=epoch_step,
-            step=step,
-            fixed_noise=fixed_noise,
-        )
+        progress = dict(epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, ddp=ddp, **progress)
         return path
 
-    ddp.print(
-        f"dcgan: {len(data)} {cfg['dataset']} images of {cfg['channels']}x{cfg['image_size']}x{cfg['image_size']} "
-        f"on {device}{f' x {ddp.world} processes' if ddp.torchrun else ''}, {steps_per_epoch} steps/epoch, "
-        f"writing to {run_dir}"
-    )
+    ddp.print(f"dcgan: {len(data)} {cfg['dataset']} images of {cfg['channels']}x{cfg['image_size']}x{cfg['image_size']}"
+              f" on {device}{f' x {ddp.world} processes' if ddp.torchrun else ''}, {steps_per_epoch} steps/epoch, "
+              f"writing to {run_dir}")  # fmt: skip
     with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
         while step < total_steps:
-            for real in epoch_batches(data, cfg, epoch, epoch_step, device, ddp):
+            for real in epoch_batches(data, cfg, epoch, epoch_step, device, ddp.rank, ddp.world):
                 z = sample_noise(cfg, real.shape[0], device)
                 metrics = train_step(G_train, D_train, opt_g, opt_d, real, z, cfg["real_label"], cfg["amp"])
                 step, epoch_step = step + 1, epoch_step + 1
@@ -469,7 +439,7 @@ def main(argv=None):
             if ddp.main:
                 save_samples(G, fixed_noise, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
                 utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
-                log.plot(["d_loss", "g_loss"])
+                log.plot()
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
                 epoch, epoch_step = epoch + 1, 0
                 if epoch % cfg["save_every"] == 0:

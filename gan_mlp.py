@@ -41,9 +41,12 @@ Writes, under runs/gan_mlp/<dataset>-<time>/ (or --out):
   plots/epoch_001.png ...     1d: real and generated histograms and D(x), after every epoch
   samples/epoch_001.png ...   images: a grid from the same fixed noise after every epoch
   progress.gif                those pictures as one animation
-  losses.csv, losses.png      D and G losses, D(x), D(G(z)), the norm of G's gradient, samples/s;
-                              1d also the modes covered and their weights
+  losses.csv, losses.png      D and G losses, D(x) and D(G(z)), the norm of G's gradient, samples/s;
+                              1d also the modes covered and the weight G gives each
   checkpoints/last.pt         after every epoch and on Ctrl-C; epoch_XXX.pt every --save-every
+
+The GAN, in plain PyTorch, is everything above the line "# ==== the run": copy it alone and
+drive it from your own loop. Below that line: flags, resume, outputs.
 """
 
 import math
@@ -52,28 +55,198 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torchvision.utils import save_image
 
-import utils
-
-SCRIPT = "gan_mlp"
+# --------------------------------------------------------------------------- hyper-parameters
+# What differs between the two kinds of data: "1d" for the mixture, "images" for mnist and fashion-mnist.
+PRESETS = {
+    "1d": dict(image_size=None, z_dim=4, g_hidden=[32, 32], d_hidden=[32, 32], lr_g=1e-3, lr_d=1e-3),
+    "images": dict(image_size=28, z_dim=100, g_hidden=[256, 512, 1024], d_hidden=[512, 256], lr_g=2e-4, lr_d=2e-4),
+}
+# The values both kinds share, with the images preset's: a config for 28x28 grey images, while
+# dict(HPARAMS, **PRESETS["1d"]) is one for the mixture. A run's flags default to them; those of a preset's
+# keys, left unset, take the preset of the run's data set.
+HPARAMS = dict(
+    loss="non-saturating",  # G maximises log D(G(z)), the paper's advice; "minimax": G minimises log(1 - D(G(z)))
+    batchnorm=False,  # not in the paper: batch norm after each of G's hidden layers
+    batch_size=128,
+    beta1=0.5,  # Adam's momentum, DCGAN's: it damps the oscillation 0.9 shows
+    beta2=0.999,
+    epochs=25,
+    **PRESETS["images"],  # image_size 28: samples are 1 x 28 x 28 images; None (1d): single numbers
+)
 VALUE_RANGE = (-1.0, 1.0)  # G ends in tanh; data are scaled to match
-STEP_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake", "g_grad"]  # what train_step returns
 
+
+# --------------------------------------------------------------------------- models
+def mlp(widths, batchnorm=False):
+    """Linear layers through the given widths; each hidden layer is followed by (batch norm and) LeakyReLU(0.2)."""
+    layers = []
+    for n_in, n_out in zip(widths[:-2], widths[1:-1]):  # state size: n_out, one hidden layer after another
+        layers += [nn.Linear(n_in, n_out), *([nn.BatchNorm1d(n_out)] if batchnorm else []), nn.LeakyReLU(0.2, True)]
+    return layers + [nn.Linear(widths[-2], widths[-1])]  # state size: widths[-1], no activation
+
+
+def sample_shape(cfg):
+    return (1, cfg["image_size"], cfg["image_size"]) if cfg["image_size"] else (1,)
+
+
+class Generator(nn.Module):
+    """z -> hidden layers -> one value per pixel (or the one coordinate), tanh, shaped like a sample."""
+
+    def __init__(self, z_dim, hidden, shape, batchnorm):
+        super().__init__()
+        # fmt: off
+        self.net = nn.Sequential(
+            *mlp([z_dim, *hidden, math.prod(shape)], batchnorm), nn.Tanh(),  # 784 in [-1, 1] (or 1)
+            nn.Unflatten(1, shape),                                          # 1 x 28 x 28 (or 1)
+        )
+        # fmt: on
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class Discriminator(nn.Module):
+    """A sample, flattened -> hidden layers -> one logit."""
+
+    def __init__(self, hidden, shape):
+        super().__init__()
+        # fmt: off
+        self.net = nn.Sequential(
+            nn.Flatten(),                             # 784 (or 1)
+            *mlp([math.prod(shape), *hidden, 1]),     # 1: the logit
+        )
+        # fmt: on
+
+    def forward(self, x):
+        return self.net(x).view(-1)
+
+
+def build_generator(cfg):
+    """G for a config (HPARAMS, or a run's flags); the sampler rebuilds G through this."""
+    return Generator(cfg["z_dim"], cfg["g_hidden"], sample_shape(cfg), cfg["batchnorm"])
+
+
+def build_discriminator(cfg):
+    return Discriminator(cfg["d_hidden"], sample_shape(cfg))
+
+
+def build_optimizers(cfg, G, D):
+    """Adam for each net, with its own learning rate."""
+    betas = (cfg["beta1"], cfg["beta2"])
+    return (
+        torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=betas),
+        torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=betas),
+    )
+
+
+def sample_noise(cfg, n, device="cpu", generator=None):
+    """n noise vectors z, shaped (n, z_dim), uniform in [-1, 1]."""
+    return torch.rand(n, cfg["z_dim"], device=device, generator=generator) * 2 - 1
+
+
+# --------------------------------------------------------------------------- data
 # the 1d data: a mixture of two well separated Gaussians with unequal weights, inside [-1, 1]
 MIXTURE_MEANS = (-0.75, 0.75)
 MIXTURE_STD = 0.05
 MIXTURE_WEIGHTS = (0.3, 0.7)
+
+
+def sample_mixture(n, generator=None):
+    """n points (n, 1) from the 1-D mixture of Gaussians."""
+    mode = torch.multinomial(torch.tensor(MIXTURE_WEIGHTS), n, replacement=True, generator=generator)
+    x = torch.tensor(MIXTURE_MEANS)[mode] + MIXTURE_STD * torch.randn(n, generator=generator)
+    return x.clamp(-1, 1).unsqueeze(1)
+
+
+def epoch_batches(data, cfg, epoch, start_batch, device):
+    """Yield the batches of one epoch, in [-1, 1], on `device`, from batch `start_batch` on.
+
+    `data` is one tensor on the device: uint8 images (N, 1, 28, 28), scaled here, or float
+    points (N, 1), as they are. The order is a permutation seeded by (seed, epoch), so a resumed
+    run sees the very batches the interrupted run would have. The last incomplete batch is dropped.
+    """
+    bs = cfg["batch_size"]
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
+    for idx in order[start_batch * bs : len(data) // bs * bs].to(device).split(bs):
+        yield data[idx].float().div_(127.5).sub_(1.0) if data.dtype == torch.uint8 else data[idx]
+
+
+# --------------------------------------------------------------------------- training step
+def generator_loss(fake_logits, loss):
+    """G's loss given D's logits on G's samples.
+
+    minimax:        log(1 - D(G(z))), i.e. minus D's loss on the fakes. Its gradient with respect
+                    to a logit is -D(G(z)): nothing to learn from samples D rejects.
+    non-saturating: -log D(G(z)), D's loss had the fakes been labelled real. Its gradient is
+                    -(1 - D(G(z))): largest for the samples D rejects.
+    """
+    if loss == "minimax":
+        return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+def train_step(G, D, opt_g, opt_d, real, z, loss="non-saturating", amp=False):
+    """One D update then one G update. Returns detached [d_loss, g_loss, D(x), D(G(z)), |grad of G|]."""
+    autocast = torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=amp)
+
+    # (1) D: maximise log D(x) + log(1 - D(G(z))): push D(x) up to 1 and D(G(z)) down to 0
+    with autocast:
+        fake = G(z)
+        d_real_logits = D(real)
+        d_fake_logits = D(fake.detach())  # no gradient into G from D's update
+        d_loss_real = F.binary_cross_entropy_with_logits(d_real_logits, torch.ones_like(d_real_logits))
+        d_loss_fake = F.binary_cross_entropy_with_logits(d_fake_logits, torch.zeros_like(d_fake_logits))
+        d_loss = d_loss_real + d_loss_fake
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+
+    # (2) G: minimise log(1 - D(G(z))) (minimax) or maximise log D(G(z)) (non-saturating), through the new D
+    D.requires_grad_(False)  # G's step needs gradients w.r.t. the samples, not D's weights
+    with autocast:
+        g_loss = generator_loss(D(fake), loss)
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    g_grad = torch.stack([p.grad.norm() for p in G.parameters()]).norm()  # ~0 when G's loss saturates
+    opt_g.step()
+    D.requires_grad_(True)
+
+    d_real, d_fake = torch.sigmoid(d_real_logits).mean(), torch.sigmoid(d_fake_logits).mean()
+    return torch.stack([d_loss, g_loss, d_real, d_fake, g_grad]).detach().float()
+
+
+# --------------------------------------------------------------------------- samples
+@torch.no_grad()
+def generate(G, z):
+    """G(z) as floats, with batch norm's running statistics, so a sample does not depend on its batch."""
+    G.eval()
+    samples = G(z).float()
+    G.train()
+    return samples
+
+
+def save_samples(G, fixed_noise, path, nrow=8):
+    """One PNG grid of G(fixed_noise): the same z every epoch, so the grids show G's progress."""
+    save_image(generate(G, fixed_noise).cpu(), path, nrow=nrow, normalize=True, value_range=VALUE_RANGE)
+
+
+# ==== the run: flags, resume, outputs (utils.py) ========================================================
+import utils  # noqa: E402
+
+SCRIPT = "gan_mlp"
+LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake", "g_grad"]  # what train_step returns
+STATUS = "D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f} |grad G| {g_grad:.2g}"  # progress bar
+PLOTS = {"losses": ["d_loss", "g_loss"], "D's outputs": ["d_real", "d_fake"], "|grad G|": ["g_grad"]}  # losses.png
+SAMPLE_SIZE = {"1d": 10_000, "images": 64}  # fixed noise: points for the histograms and the mode count; a grid
+
+# 1d: G's samples against the mixture's modes, logged with the losses
 COVERED = 0.1  # a mode is covered if it holds at least this fraction of its true weight
 MODE_COLUMNS = ["modes_covered"] + [f"mode{i + 1}_weight" for i in range(len(MIXTURE_MEANS))]
-
-# defaults of the flags left at None, per kind of data
-PRESETS = {
-    "1d": dict(z_dim=4, g_hidden=[32, 32], d_hidden=[32, 32], lr_g=1e-3, lr_d=1e-3, sample_size=10_000),
-    "images": dict(z_dim=100, g_hidden=[256, 512, 1024], d_hidden=[512, 256], lr_g=2e-4, lr_d=2e-4, sample_size=64),
-}
+MODE_PLOTS = {"G's weight on each mode": MODE_COLUMNS[1:]}
 
 
-# --------------------------------------------------------------------------- hyper-parameters
 def build_parser():
     p = utils.ArgumentParser(
         description="The original GAN (Goodfellow et al. 2014) with MLPs, "
@@ -90,7 +263,6 @@ def build_parser():
     data.add_argument(
         "--train-range",
         type=utils.data_range,
-        default=None,
         help="with mnist/fashion-mnist: the images trained on, e.g. test:0:8000 so that test:8000:10000 "
         "stays held out for sampler.py score (default: the whole training file)",
     )
@@ -101,56 +273,46 @@ def build_parser():
         help="with --dataset 1d: training points, drawn from the mixture once at the start",
     )
 
+    h, one_d, images = HPARAMS, PRESETS["1d"], PRESETS["images"]
+
+    def per_data(name):  # the help's words for a flag whose default depends on the data set
+        shown = [" ".join(map(str, v)) if isinstance(v, list) else v for v in (one_d[name], images[name])]
+        return f"(default {shown[0]} for 1d, {shown[1]} for images)"
+
     model = p.add_argument_group("model")
+    model.add_argument("--z-dim", type=utils.positive_int, help=f"size of the noise vector z {per_data('z_dim')}")
     model.add_argument(
-        "--z-dim",
-        type=utils.positive_int,
-        default=None,
-        help="size of the noise vector z (default 4 for 1d, 100 for images)",
+        "--g-hidden", type=utils.positive_int, nargs="+", help=f"widths of G's hidden layers {per_data('g_hidden')}"
     )
     model.add_argument(
-        "--g-hidden",
-        type=utils.positive_int,
-        nargs="+",
-        default=None,
-        help="widths of G's hidden layers (default 32 32 for 1d, 256 512 1024 for images)",
-    )
-    model.add_argument(
-        "--d-hidden",
-        type=utils.positive_int,
-        nargs="+",
-        default=None,
-        help="widths of D's hidden layers (default 32 32 for 1d, 512 256 for images)",
+        "--d-hidden", type=utils.positive_int, nargs="+", help=f"widths of D's hidden layers {per_data('d_hidden')}"
     )
     model.add_argument("--batchnorm", action="store_true", help="batch norm after each of G's hidden layers")
 
     optim = p.add_argument_group("optimisation")
     optim.add_argument(
         "--loss",
-        default="non-saturating",
+        default=h["loss"],
         choices=["non-saturating", "minimax"],
         help="G maximises log D(G(z)) (the paper's advice) or minimises log(1 - D(G(z))) (the game as written)",
     )
-    optim.add_argument("--epochs", type=utils.positive_int, default=25, help="passes over the training data")
-    optim.add_argument("--batch-size", type=utils.positive_int, default=128, help="samples per step")
+    optim.add_argument("--epochs", type=utils.positive_int, default=h["epochs"], help="passes over the training data")
+    optim.add_argument("--batch-size", type=utils.positive_int, default=h["batch_size"], help="samples per step")
     optim.add_argument(
         "--lr-g",
         type=utils.positive_float,
-        default=None,
-        help="Adam learning rate of G (default 1e-3, Adam's own, for 1d; 2e-4, DCGAN's, for images)",
+        help=f"Adam learning rate of G {per_data('lr_g')}: Adam's own for 1d, DCGAN's for images",
     )
     optim.add_argument(
         "--lr-d",
         type=utils.positive_float,
-        default=None,
-        help="Adam learning rate of D (default as --lr-g); a much larger one lets D win early",
+        help=f"Adam learning rate of D {per_data('lr_d')}; a much larger one than G's lets D win early",
     )
-    optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (0.5, as in DCGAN, damps oscillation)")
-    optim.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
+    optim.add_argument("--beta1", type=float, default=h["beta1"], help="Adam beta1 (DCGAN's value: 0.9 oscillates)")
+    optim.add_argument("--beta2", type=float, default=h["beta2"], help="Adam beta2")
     optim.add_argument(
         "--steps",
         type=utils.positive_int,
-        default=None,
         help="stop after this many optimizer steps in total (for smoke tests and benchmarks)",
     )
 
@@ -158,93 +320,37 @@ def build_parser():
     run.add_argument(
         "--sample-size",
         type=utils.positive_int,
-        default=None,
         help="fixed noise vectors drawn for the per-epoch pictures and the mode count "
-        "(default 10000 points for 1d, a grid of 64 images)",
+        f"(default {SAMPLE_SIZE['1d']} points for 1d, a grid of {SAMPLE_SIZE['images']} images)",
     )
     return p
 
 
-# flags that may change when a run is resumed; everything else must match the checkpoint
-RESUMABLE = {"epochs", "steps", "device", "amp", "compile", "data_root", "save_every", "log_every"}
+# flags that may change when a run is resumed; everything else must match the checkpoint (one process: no --sync-bn)
+RESUMABLE = (utils.RESUMABLE_RUN_FLAGS - {"sync_bn"}) | {"epochs", "steps", "data_root"}
 
 
-# --------------------------------------------------------------------------- models
-def mlp(widths, batchnorm=False):
-    """Linear layers through the given widths; each hidden layer is followed by (batch norm and) LeakyReLU(0.2)."""
-    layers = []
-    for n_in, n_out in zip(widths[:-2], widths[1:-1]):
-        layers += [nn.Linear(n_in, n_out), *([nn.BatchNorm1d(n_out)] if batchnorm else []), nn.LeakyReLU(0.2, True)]
-    return layers + [nn.Linear(widths[-2], widths[-1])]
+def configure(cfg):
+    """A new run's config: its data set's preset fills the flags left unset (and sets image_size, no flag's)."""
+    kind = "1d" if cfg["dataset"] == "1d" else "images"
+    for name, value in PRESETS[kind].items():
+        cfg[name] = cfg.get(name) or value
+    cfg["sample_size"] = cfg["sample_size"] or SAMPLE_SIZE[kind]
 
 
-def sample_shape(cfg):
-    return (1, cfg["image_size"], cfg["image_size"]) if cfg["image_size"] else (1,)
-
-
-class Generator(nn.Module):
-    """z -> hidden layers -> one value per pixel (or the one coordinate), tanh, shaped like a sample."""
-
-    def __init__(self, z_dim, hidden, shape, batchnorm):
-        super().__init__()
-        self.net = nn.Sequential(*mlp([z_dim, *hidden, math.prod(shape)], batchnorm), nn.Tanh(), nn.Unflatten(1, shape))
-
-    def forward(self, z):
-        return self.net(z)
-
-
-class Discriminator(nn.Module):
-    """A sample, flattened -> hidden layers -> one logit."""
-
-    def __init__(self, hidden, shape):
-        super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), *mlp([math.prod(shape), *hidden, 1]))
-
-    def forward(self, x):
-        return self.net(x).view(-1)
-
-
-def build_generator(cfg):
-    """G for a run's config (a dict of the flags); the sampler rebuilds G through this."""
-    return Generator(cfg["z_dim"], cfg["g_hidden"], sample_shape(cfg), cfg["batchnorm"])
-
-
-def build_discriminator(cfg):
-    return Discriminator(cfg["d_hidden"], sample_shape(cfg))
-
-
-def sample_noise(cfg, n, device="cpu", generator=None):
-    """n noise vectors z, shaped (n, z_dim), uniform in [-1, 1]."""
-    return torch.rand(n, cfg["z_dim"], device=device, generator=generator) * 2 - 1
-
-
-# --------------------------------------------------------------------------- data
-def sample_mixture(n, generator=None):
-    """n points (n, 1) from the 1-D mixture of Gaussians."""
-    mode = torch.multinomial(torch.tensor(MIXTURE_WEIGHTS), n, replacement=True, generator=generator)
-    x = torch.tensor(MIXTURE_MEANS)[mode] + MIXTURE_STD * torch.randn(n, generator=generator)
-    return x.clamp(-1, 1).unsqueeze(1)
+def check_flags(cfg):
+    for beta in ("beta1", "beta2"):
+        if not 0 <= cfg[beta] < 1:
+            utils.die(f"--{beta} must be in [0, 1), got {cfg[beta]}")
+    if cfg["dataset"] == "1d" and cfg.get("train_range"):
+        utils.die("--train-range picks images of mnist or fashion-mnist; --dataset 1d draws --points instead")
 
 
 def load_data(cfg, device):
     """All training samples as one tensor on `device`: float points (N, 1), or uint8 images (N, 1, 28, 28)."""
     if cfg["dataset"] == "1d":
-        if cfg.get("train_range"):
-            utils.die("--train-range picks images of mnist or fashion-mnist; --dataset 1d draws --points instead")
         return sample_mixture(cfg["points"], torch.Generator().manual_seed(cfg["seed"])).to(device)
     return utils.load_mnist_range(cfg, "train_range", device)[0]
-
-
-def epoch_batches(data, cfg, epoch, start_batch, device):
-    """Yield the batches of one epoch, in [-1, 1], on `device`, from batch `start_batch` on.
-
-    The order is a permutation seeded by (seed, epoch), so a resumed run sees the very
-    batches the interrupted run would have. The last incomplete batch is dropped.
-    """
-    bs = cfg["batch_size"]
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
-    for idx in order[start_batch * bs : len(data) // bs * bs].to(device).split(bs):
-        yield data[idx].float().div_(127.5).sub_(1.0) if data.dtype == torch.uint8 else data[idx]
 
 
 def mode_weights(x):
@@ -274,67 +380,9 @@ def mode_stats(x):
     return dict(zip(MODE_COLUMNS, [covered, *weights]))
 
 
-def status_text(row):
-    """The progress bar's text for a log row (a dict of the logged values)."""
-    text = "D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f} |grad G| {g_grad:.2g}".format(**row)
-    if "mode1_weight" in row:
-        text += ", " + describe_modes([row[c] for c in MODE_COLUMNS[1:]])
-    return text
-
-
-# --------------------------------------------------------------------------- training step
-def generator_loss(fake_logits, loss):
-    """G's loss given D's logits on G's samples.
-
-    minimax:        log(1 - D(G(z))), i.e. minus D's loss on the fakes. Its gradient with respect
-                    to a logit is -D(G(z)): nothing to learn from samples D rejects.
-    non-saturating: -log D(G(z)), D's loss had the fakes been labelled real. Its gradient is
-                    -(1 - D(G(z))): largest for the samples D rejects.
-    """
-    if loss == "minimax":
-        return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
-
-
-def train_step(G, D, opt_g, opt_d, real, z, loss, amp):
-    """One D update then one G update. Returns detached [d_loss, g_loss, D(x), D(G(z)), |grad of G|]."""
-    autocast = torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=amp)
-    # D: push D(x) up to 1 and D(G(z)) down to 0
-    with autocast:
-        fake = G(z)
-        d_real_logits = D(real)
-        d_fake_logits = D(fake.detach())  # no gradient into G from D's update
-        d_loss = F.binary_cross_entropy_with_logits(
-            d_real_logits, torch.ones_like(d_real_logits)
-        ) + F.binary_cross_entropy_with_logits(d_fake_logits, torch.zeros_like(d_fake_logits))
-    opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    opt_d.step()
-
-    # G: through the freshly updated D
-    D.requires_grad_(False)  # G's step needs gradients w.r.t. the samples, not D's weights
-    with autocast:
-        g_loss = generator_loss(D(fake), loss)
-    opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
-    g_grad = torch.stack([p.grad.norm() for p in G.parameters()]).norm()  # ~0 when G's loss saturates
-    opt_g.step()
-    D.requires_grad_(True)
-
-    return (
-        torch.stack([d_loss, g_loss, torch.sigmoid(d_real_logits).mean(), torch.sigmoid(d_fake_logits).mean(), g_grad])
-        .detach()
-        .float()
-    )
-
-
-# --------------------------------------------------------------------------- pictures
-@torch.no_grad()
-def generate(G, z):
-    G.eval()  # batch norm uses its running statistics, so a sample does not depend on its batch
-    samples = G(z).float()
-    G.train()
-    return samples
+def status_with_modes(row):
+    """The progress bar's text for a 1d log row: the losses, then the modes G covers."""
+    return STATUS.format(**row) + ", " + describe_modes([row[c] for c in MODE_COLUMNS[1:]])
 
 
 @torch.no_grad()
@@ -363,31 +411,33 @@ def plot_1d(real, fake, D, path, title):
     plt.close(fig)
 
 
-# --------------------------------------------------------------------------- main
+def save_picture(cfg, G, D, data, fixed_noise, path, epoch):
+    """An epoch's picture: 1d, the histograms and D(x); images, the grid of G(fixed_noise)."""
+    if cfg["dataset"] != "1d":
+        return save_samples(G, fixed_noise, path)
+    fake = generate(G, fixed_noise)
+    plot_1d(data, fake, D, path, f"{cfg['loss']}, epoch {epoch}: {describe_modes(mode_weights(fake).tolist())}")
+
+
 @utils.one_line_errors
 def main(argv=None):
     cfg, ckpt = utils.parse_config(build_parser, argv, SCRIPT, RESUMABLE)
-    one_d = cfg["dataset"] == "1d"
     if not ckpt:
-        for name, value in PRESETS["1d" if one_d else "images"].items():
-            cfg[name] = cfg[name] or value
-        cfg["image_size"] = None if one_d else 28  # the sampler reads image generators only
-    for beta in ("beta1", "beta2"):
-        if not 0 <= cfg[beta] < 1:
-            utils.die(f"--{beta} must be in [0, 1), got {cfg[beta]}")
-    device = utils.setup_device(cfg)
+        configure(cfg)
+    check_flags(cfg)
+    one_d = cfg["dataset"] == "1d"
+    device = utils.pick_device(cfg["device"])
+    utils.seed_everything(cfg["seed"])
+    utils.fast_cuda_kernels()  # cuDNN benchmarks its kernels once per shape; TF32 matmuls
     data = load_data(cfg, device)
     steps_per_epoch = len(data) // cfg["batch_size"]
     if steps_per_epoch == 0:
         utils.die(f"--batch-size {cfg['batch_size']} is larger than the data set ({len(data)} samples)")
     frames = "plots" if one_d else "samples"
     G, D = utils.build_models(cfg, device, build_generator, build_discriminator)
-    run_dir = utils.make_run_dir(
-        SCRIPT, cfg, subdirs=(frames, "checkpoints")
-    )  # only once flags, data and models are good
+    run_dir = utils.make_run_dir(SCRIPT, cfg, subdirs=(frames, "checkpoints"))  # only once flags, data, models are good
 
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=(cfg["beta1"], cfg["beta2"]))
+    opt_g, opt_d = build_optimizers(cfg, G, D)
     models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
@@ -395,42 +445,24 @@ def main(argv=None):
         utils.restore_training_state(ckpt, models, optimizers)
         fixed_noise = ckpt["fixed_noise"].to(device)
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
-    G_train, D_train = utils.compile_models(cfg["compile"], G, D)
+    # the compiled modules share their parameters with G and D, which are what checkpoints save
+    G_train, D_train = (torch.compile(m, mode=cfg["compile"]) for m in (G, D)) if cfg["compile"] else (G, D)
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
     # 1d: where G's fixed-noise samples fall, computed on the device and read back with the losses
     modes = dict(extra_columns=MODE_COLUMNS, extra=lambda: mode_stats(generate(G, fixed_noise))) if one_d else {}
-    log = utils.TrainingLog(
-        run_dir,
-        STEP_COLUMNS,
-        every=cfg["log_every"],
-        images_per_step=cfg["batch_size"],
-        total_steps=total_steps,
-        step=step,
-        resumed=ckpt is not None,
-        status=status_text,
-        rate="samples_per_s",
-        **modes,
-    )
+    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, status=status_with_modes if one_d else STATUS,
+                            plots=PLOTS | (MODE_PLOTS if one_d else {}), every=cfg["log_every"],
+                            images_per_step=cfg["batch_size"], rate="samples_per_s", total_steps=total_steps,
+                            step=step, resumed=bool(ckpt), **modes)  # fmt: skip
 
     def checkpoint(name):
         path = run_dir / "checkpoints" / name
-        utils.save_training_state(
-            path,
-            SCRIPT,
-            cfg,
-            models,
-            optimizers,
-            epoch=epoch,
-            epoch_step=epoch_step,
-            step=step,
-            fixed_noise=fixed_noise,
-        )
+        progress = dict(epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, **progress)
         return path
 
-    print(
-        f"gan_mlp: {len(data)} {cfg['dataset']} {'points' if one_d else 'images of 1x28x28'} on {device}, "
-        f"{cfg['loss']} loss, {steps_per_epoch} steps/epoch, writing to {run_dir}"
-    )
+    print(f"gan_mlp: {len(data)} {cfg['dataset']} {'points' if one_d else 'images of 1x28x28'} on {device}, "
+          f"{cfg['loss']} loss, {steps_per_epoch} steps/epoch, writing to {run_dir}")  # fmt: skip
     with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
         while step < total_steps:
             for real in epoch_batches(data, cfg, epoch, epoch_step, device):
@@ -441,29 +473,16 @@ def main(argv=None):
                 if step >= total_steps:
                     break
             log.flush()
-            picture = run_dir / frames / f"epoch_{epoch + 1:03d}.png"
-            if one_d:
-                fake = generate(G, fixed_noise)
-                plot_1d(
-                    data,
-                    fake,
-                    D,
-                    picture,
-                    f"{cfg['loss']}, epoch {epoch + 1}: {describe_modes(mode_weights(fake).tolist())}",
-                )
-            else:
-                utils.save_grid(generate(G, fixed_noise), picture, nrow=8, value_range=VALUE_RANGE)
+            save_picture(cfg, G, D, data, fixed_noise, run_dir / frames / f"epoch_{epoch + 1:03d}.png", epoch + 1)
             utils.save_progress_gif(run_dir / frames, run_dir / "progress.gif")
-            log.plot(["d_loss", "g_loss", *(MODE_COLUMNS[1:] if one_d else [])])
+            log.plot()
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
                 epoch, epoch_step = epoch + 1, 0
                 if epoch % cfg["save_every"] == 0:
                     checkpoint(f"epoch_{epoch:03d}.pt")
             checkpoint("last.pt")
-    print(
-        f"done: {step} steps; {log.last_status}. "
-        f"Pictures, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}"
-    )
+    print(f"done: {step} steps; {log.last_status}. "
+          f"Pictures, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")  # fmt: skip
     return run_dir
 
 

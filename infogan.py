@@ -17,6 +17,10 @@ and width, which the per-epoch traversal grids show and Q's accuracy on real dig
   L_info  cross-entropy of Q's categorical logits with c_cat
           + Gaussian negative log-likelihood of c_cont under Q's means (std fixed to 1)
 
+Nets (the paper's Table 1, as dcgan.py's 28x28 nets; each script stands alone, so they are
+written out again here): G: (z, c) -> FC 1024 -> FC 7x7x128 -> up-conv 64 -> up-conv 1, sigmoid;
+D: conv 64 -> conv 128 -> FC 1024 -> FC 1, and Q: FC 128 -> the codes, on D's FC 1024 layer.
+
 Run:
   python infogan.py --epochs 11                        # MNIST (the authors' 5,000 steps of 128)
   python infogan.py --train-range test:0:8000 --eval-range test:8000:10000   # only MNIST's test file at hand
@@ -31,115 +35,41 @@ Writes, under runs/infogan/<dataset>-<time>/ (or --out):
   progress.gif                the epoch grids as one animation
   losses.csv, losses.png      D and G losses, the information terms, D(x), D(G(z)), images/s
   checkpoints/last.pt         after every epoch and on Ctrl-C; epoch_XXX.pt every --save-every
-and prints Q's categorical accuracy on the --eval-range images at the end.
+and prints Q's categorical accuracy on the --eval-range images (by default the whole test file) at the end.
+
+The GAN, in plain PyTorch, is everything above the line "# ==== the run": copy it alone and
+drive it from your own loop. Below that line: flags, resume, outputs, Q's accuracy.
 """
 
 import math
 import time
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-import utils
-
-SCRIPT = "infogan"
-VALUE_RANGE = (0.0, 1.0)  # the authors model pixels as Bernoulli means: G ends in a sigmoid, data in [0, 1]
-LOSS_COLUMNS = ["d_loss", "g_loss", "cat_loss", "cont_loss", "d_real", "d_fake"]  # what train_step returns
-STATUS = "D {d_loss:.3f} G {g_loss:.3f} cat {cat_loss:.3f} cont {cont_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f}"
-TRAVERSE = (-2.0, 2.0, 10)  # a continuous code swept from -2 to 2 in 10 columns: beyond its prior's [-1, 1]
-
+from torchvision.utils import save_image
 
 # --------------------------------------------------------------------------- hyper-parameters
-def build_parser():
-    p = utils.ArgumentParser(description="InfoGAN (Chen et al. 2016) on MNIST or Fashion-MNIST.")
-    data = p.add_argument_group("data")
-    data.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"], help="28x28 grey images")
-    data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
-    data.add_argument("--train-range", type=utils.data_range, default="train:0:60000", help="images trained on")
-    data.add_argument(
-        "--eval-range",
-        type=utils.data_range,
-        default="test:0:10000",
-        help="held-out labelled images on which Q's categorical accuracy is measured",
-    )
-
-    model = p.add_argument_group("model (run_mnist_exp.py)")
-    model.add_argument("--noise-dim", type=utils.positive_int, default=62, help="size of the incompressible noise z")
-    model.add_argument(
-        "--noise", default="uniform", choices=["uniform", "normal"], help="z ~ U(-1, 1) (paper) or N(0, 1)"
-    )
-    model.add_argument("--n-cat", type=utils.positive_int, default=10, help="categories of the categorical code")
-    model.add_argument("--n-cont", type=int, default=2, help="continuous codes, each U(-1, 1)")
-
-    optim = p.add_argument_group("optimisation (infogan_trainer.py)")
-    optim.add_argument(
-        "--epochs",
-        type=utils.positive_int,
-        default=11,
-        help="passes over the training images (the authors: 50 'epochs' of 100 steps = 5,000 steps "
-        "of 128, about 11 passes over MNIST's 60,000)",
-    )
-    optim.add_argument("--batch-size", type=utils.positive_int, default=128, help="images per step")
-    optim.add_argument(
-        "--lr-d", type=utils.positive_float, default=2e-4, help="Adam learning rate of D, its trunk and Q's head"
-    )
-    optim.add_argument("--lr-g", type=utils.positive_float, default=1e-3, help="Adam learning rate of G")
-    optim.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
-    optim.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
-    optim.add_argument("--cat-weight", type=float, default=1.0, help="lambda of the categorical information term")
-    optim.add_argument(
-        "--cont-weight",
-        type=float,
-        default=1.0,
-        help="lambda of the continuous term (the authors' code: 1, with Q's std fixed to 1)",
-    )
-    optim.add_argument(
-        "--cont-loss",
-        default="gaussian",
-        choices=["gaussian", "mse"],
-        help="continuous term: Gaussian NLL with std 1, summed over codes (the authors'), "
-        "or the mean squared error that many replications use",
-    )
-    optim.add_argument(
-        "--supervised",
-        type=int,
-        default=0,
-        help="from practice, not the paper: Q's categorical head also learns the true labels of the "
-        "first N training images, so that category k comes to mean class k",
-    )
-    optim.add_argument(
-        "--steps",
-        type=utils.positive_int,
-        default=None,
-        help="stop after this many optimizer steps in total (for smoke tests and benchmarks)",
-    )
-
-    utils.add_run_flags(p, SCRIPT)
-    evaluation = p.add_argument_group("evaluation")
-    evaluation.add_argument(
-        "--eval-accuracy",
-        action="store_true",
-        help="print Q's categorical accuracy on --eval-range for --ckpt, and exit",
-    )
-    evaluation.add_argument("--ckpt", default=None, help="checkpoint to evaluate with --eval-accuracy")
-    return p
-
-
-# flags that may change when a run is resumed or evaluated; everything else must match the checkpoint
-RESUMABLE = {
-    "epochs",
-    "steps",
-    "device",
-    "amp",
-    "compile",
-    "data_root",
-    "save_every",
-    "log_every",
-    "eval_range",
-    "eval_accuracy",
-    "ckpt",
-}
+# The paper's values (run_mnist_exp.py, infogan_trainer.py); the run's flags default to them, and a
+# run's config is this dict with its flags applied.
+HPARAMS = dict(
+    noise_dim=62,  # size of the incompressible noise z
+    noise="uniform",  # z ~ U(-1, 1); "normal" for N(0, 1)
+    n_cat=10,  # categories of the categorical code c_cat
+    n_cont=2,  # continuous codes c_cont, each U(-1, 1)
+    batch_size=128,
+    lr_d=2e-4,  # D, its trunk and Q's head
+    lr_g=1e-3,
+    beta1=0.5,
+    beta2=0.999,
+    cat_weight=1.0,  # lambda of the categorical information term
+    cont_weight=1.0,  # lambda of the continuous term, with Q's std fixed to 1
+    cont_loss="gaussian",  # Gaussian NLL with std 1, summed over codes; "mse" as many replications
+    epochs=11,  # the authors' 50 "epochs" of 100 steps: 5,000 steps of 128, about 11 passes over 60,000
+)
+VALUE_RANGE = (0.0, 1.0)  # the authors model pixels as Bernoulli means: G ends in a sigmoid, data in [0, 1]
+TRAVERSE = (-2.0, 2.0, 10)  # a continuous code swept from -2 to 2 in 10 columns: beyond its prior's [-1, 1]
 
 
 # --------------------------------------------------------------------------- models
@@ -154,53 +84,45 @@ def init_weights(module):
 
 
 class Generator(nn.Module):
-    """(z, c) -> FC 1024, BN, ReLU -> FC 7*7*128, BN, ReLU -> 4x4 up-conv 64 /2, BN, ReLU
-    -> 4x4 up-conv 1 /2 -> sigmoid (the paper's Table 1, as dcgan.py's 28x28 G)."""
+    """(z, c) -> FC 1024 -> FC 7x7x128 -> 4x4 up-conv 64 -> 4x4 up-conv 1, sigmoid (Table 1)."""
 
     def __init__(self, in_dim):
         super().__init__()
+        # fmt: off
         self.net = nn.Sequential(
-            nn.Linear(in_dim, 1024),
-            nn.BatchNorm1d(1024),
-            nn.ReLU(True),
-            nn.Linear(1024, 128 * 7 * 7),
-            nn.BatchNorm1d(128 * 7 * 7),
-            nn.ReLU(True),
-            nn.Unflatten(1, (128, 7, 7)),
-            nn.ConvTranspose2d(128, 64, 4, 2, 1),
-            nn.BatchNorm2d(64),
-            nn.ReLU(True),  # 14x14
-            nn.ConvTranspose2d(64, 1, 4, 2, 1),
-            nn.Sigmoid(),  # 28x28
+            nn.Linear(in_dim, 1024), nn.BatchNorm1d(1024), nn.ReLU(True),
+            nn.Linear(1024, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(True),
+            nn.Unflatten(1, (128, 7, 7)),                                               # 128 x 7 x 7
+            nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(True),    # 64 x 14 x 14
+            nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Sigmoid(),                           # 1 x 28 x 28, in [0, 1]
         )
+        # fmt: on
 
     def forward(self, z):
         return self.net(z)
 
 
 class DiscriminatorQ(nn.Module):
-    """D and Q on one trunk: 4x4 conv 64 /2, LReLU 0.1 -> 4x4 conv 128 /2, BN, LReLU -> FC 1024, BN, LReLU.
-    D's head: FC 1 (a logit). Q's head: FC 128, BN, LReLU -> the categorical code's logits and the
+    """D and Q on one trunk: 4x4 conv 64 -> 4x4 conv 128 -> FC 1024; leaky ReLU 0.1 (Table 1).
+    D's head: FC 1 (a logit). Q's head: FC 128 -> the categorical code's logits and the
     continuous codes' means. Returns (D's logit, Q's category logits, Q's continuous means)."""
 
     def __init__(self, n_cat, n_cont):
         super().__init__()
         self.n_cat = n_cat
+        # fmt: off
         self.trunk = nn.Sequential(
-            nn.Conv2d(1, 64, 4, 2, 1),
-            nn.LeakyReLU(0.1, True),  # 14x14
-            nn.Conv2d(64, 128, 4, 2, 1),
-            nn.BatchNorm2d(128),
-            nn.LeakyReLU(0.1, True),  # 7x7
+            nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.1, True),                            # 64 x 14 x 14
+            nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.1, True),     # 128 x 7 x 7
             nn.Flatten(),
-            nn.Linear(128 * 7 * 7, 1024),
-            nn.BatchNorm1d(1024),
-            nn.LeakyReLU(0.1, True),
+            nn.Linear(128 * 7 * 7, 1024), nn.BatchNorm1d(1024), nn.LeakyReLU(0.1, True),  # 1024: D's and Q's
         )
-        self.d_head = nn.Linear(1024, 1)
+        self.d_head = nn.Linear(1024, 1)                                                    # D: the logit
         self.q_head = nn.Sequential(
-            nn.Linear(1024, 128), nn.BatchNorm1d(128), nn.LeakyReLU(0.1, True), nn.Linear(128, n_cat + n_cont)
+            nn.Linear(1024, 128), nn.BatchNorm1d(128), nn.LeakyReLU(0.1, True),            # 128
+            nn.Linear(128, n_cat + n_cont),                                                 # Q: logits, means
         )
+        # fmt: on
 
     def forward(self, x):
         h = self.trunk(x)
@@ -209,18 +131,29 @@ class DiscriminatorQ(nn.Module):
 
 
 def build_generator(cfg):
-    """G for a run's config (a dict of the flags); the sampler rebuilds G through this."""
+    """G for a config (HPARAMS with a run's flags applied); the sampler rebuilds G through this."""
     G = Generator(cfg["noise_dim"] + cfg["n_cat"] + cfg["n_cont"])
     G.apply(init_weights)
     return G
 
 
 def build_discriminator(cfg):
+    """D with Q's head on its trunk: one module, one optimizer."""
     D = DiscriminatorQ(cfg["n_cat"], cfg["n_cont"])
     D.apply(init_weights)
     return D
 
 
+def build_optimizers(cfg, G, D):
+    """Adam for each net, as the authors' code: G faster than D and Q. fused: one kernel per step."""
+    betas = (cfg["beta1"], cfg["beta2"])
+    return (
+        torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=betas, fused=True),
+        torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=betas, fused=True),
+    )
+
+
+# --------------------------------------------------------------------------- noise and codes
 def generator_input(cfg, noise, cat, cont):
     """G's input: the noise, the category as a one-hot vector, the continuous codes, side by side."""
     return torch.cat([noise, F.one_hot(cat, cfg["n_cat"]).to(noise.dtype), cont], dim=1)
@@ -268,19 +201,32 @@ def grid_input(cfg, fixed_noise, code=None, lo=TRAVERSE[0], hi=TRAVERSE[1], step
 
 # --------------------------------------------------------------------------- data
 def epoch_batches(data, cfg, epoch, start_batch, device):
-    """One epoch of batches in [0, 1], in a random order fixed by (seed, epoch), from start_batch on."""
+    """Yield the batches of one epoch, in [0, 1], on `device`, from batch `start_batch` on.
+
+    `data` is a uint8 tensor (N, 1, 28, 28) already on the device (batches are gathered from it by
+    index, no copies from the host). The order is a permutation seeded by (seed, epoch), so a
+    resumed run sees the very batches the interrupted run would have; the last incomplete batch
+    is dropped."""
     bs = cfg["batch_size"]
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
     for idx in order[start_batch * bs : len(data) // bs * bs].to(device).split(bs):
         yield data[idx].float().div_(255.0)
 
 
+def labelled_batch(images, labels, n_labelled, batch_size, device):
+    """From practice, not the paper: a batch drawn from the first n_labelled images and their
+    labels, the only labels a --supervised run uses, in [0, 1]."""
+    idx = torch.randint(n_labelled, (min(n_labelled, batch_size),), device=device)
+    return images[idx].float() / 255, labels[idx]
+
+
 # --------------------------------------------------------------------------- training step
 def info_loss(cat_logits, cont_mean, cat, cont, cfg):
-    """-(the mutual-information lower bound), less the codes' constant entropy: the cross-entropy
-    of Q's categorical logits with the true category, and for the continuous codes the negative
-    log-likelihood of a Gaussian of std 1 around Q's means (0.5 (c - mean)^2 summed over codes,
-    its constant dropped), or their mean squared error. Returns (weighted sum, cat term, cont term)."""
+    """lambda L_I: -(the mutual-information lower bound), less the codes' constant entropy: the
+    cross-entropy of Q's categorical logits with the true category, and for the continuous codes
+    the negative log-likelihood of a Gaussian of std 1 around Q's means (0.5 (c - mean)^2 summed
+    over codes, its constant dropped), or their mean squared error.
+    Returns (weighted sum, cat term, cont term)."""
     cat_loss = F.cross_entropy(cat_logits.float(), cat)
     if cfg["n_cont"] == 0:
         cont_loss = cat_loss.new_zeros(())
@@ -291,16 +237,21 @@ def info_loss(cat_logits, cont_mean, cat, cont, cfg):
     return cfg["cat_weight"] * cat_loss + cfg["cont_weight"] * cont_loss, cat_loss, cont_loss
 
 
-def train_step(G, D, opt_g, opt_d, real, latent, cfg, labelled=None):
-    """One D-and-Q update then one G update, both with the information term on G's samples.
-    `labelled` (images, labels), with --supervised, also teaches Q's categories the true classes.
+def train_step(G, D, opt_g, opt_d, real, latent, cfg, labelled=None, amp=False):
+    """One update of D and Q, then one of G, both with the information term on G's samples.
+    `latent` is (noise, categories, continuous codes), as sample_latent draws them; `labelled`
+    (images, labels), with --supervised, also teaches Q's categories the true classes.
     Returns detached [d_loss, g_loss, cat_loss, cont_loss, D(x), D(G(z))]."""
-    autocast = torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=cfg["amp"])
+    autocast = torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=amp)
     noise, cat, cont = latent
     with autocast:
         fake = G(generator_input(cfg, noise, cat, cont))
+
+    # (1) D and Q: maximise log D(x) + log(1 - D(G(c, z))) + lambda L_I(G, Q)
+    # (L_I is the information bound; Q, on D's trunk, learns with D in this one update)
+    with autocast:
         d_real_logits, _, _ = D(real)
-        d_fake_logits, q_cat, q_cont = D(fake.detach())  # D and Q learn; G does not, here
+        d_fake_logits, q_cat, q_cont = D(fake.detach())  # no gradient into G from this update
         d_loss = (
             F.binary_cross_entropy_with_logits(d_real_logits, torch.ones_like(d_real_logits))
             + F.binary_cross_entropy_with_logits(d_fake_logits, torch.zeros_like(d_fake_logits))
@@ -312,6 +263,7 @@ def train_step(G, D, opt_g, opt_d, real, latent, cfg, labelled=None):
     opt_d.step()
     opt_d.zero_grad(set_to_none=True)
 
+    # (2) G: maximise log D(G(c, z)) + lambda L_I(G, Q) (non-saturating), through the freshly updated D and Q
     D.requires_grad_(False)  # G's step needs gradients w.r.t. the images, not D's or Q's weights
     with autocast:
         g_logits, q_cat, q_cont = D(fake)
@@ -322,35 +274,144 @@ def train_step(G, D, opt_g, opt_d, real, latent, cfg, labelled=None):
     opt_g.zero_grad(set_to_none=True)
     D.requires_grad_(True)
 
-    return (
-        torch.stack(
-            [
-                d_loss,
-                g_loss,
-                cat_loss,
-                cont_loss,
-                torch.sigmoid(d_real_logits).float().mean(),
-                torch.sigmoid(d_fake_logits).float().mean(),
-            ]
-        )
-        .detach()
-        .float()
-    )
+    d_real, d_fake = torch.sigmoid(d_real_logits).float().mean(), torch.sigmoid(d_fake_logits).float().mean()
+    return torch.stack([d_loss, g_loss, cat_loss, cont_loss, d_real, d_fake]).detach().float()
 
 
 @torch.no_grad()
-def save_grids(G, cfg, fixed_noise, samples_dir, epoch):
-    """The epoch's category grid and one traversal grid per continuous code (G in eval mode)."""
+def save_grids(G, cfg, fixed_noise, folder, epoch):
+    """The epoch's category grid, epoch_XXX.png, and one traversal grid per continuous code,
+    traverse_cJ_epoch_XXX.png, in `folder`: the same noise every epoch, so they show G's progress."""
     G.eval()  # batch norm uses its running statistics, so a grid does not depend on its batch
-    for code, name in [(None, f"epoch_{epoch:03d}.png")] + [
+    grids = [(None, f"epoch_{epoch:03d}.png")] + [
         (j, f"traverse_c{j + 1}_epoch_{epoch:03d}.png") for j in range(cfg["n_cont"])
-    ]:
+    ]
+    for code, name in grids:
         z, cols = grid_input(cfg, fixed_noise, code)
-        utils.save_grid(G(z), samples_dir / name, nrow=cols, value_range=VALUE_RANGE)
+        save_image(G(z).float().cpu(), Path(folder) / name, nrow=cols, normalize=True, value_range=VALUE_RANGE)
     G.train()
 
 
-# --------------------------------------------------------------------------- evaluation
+# ==== the run: flags, resume, outputs (utils.py) ========================================================
+import utils  # noqa: E402
+
+SCRIPT = "infogan"
+LOSS_COLUMNS = ["d_loss", "g_loss", "cat_loss", "cont_loss", "d_real", "d_fake"]  # what train_step returns
+STATUS = "D {d_loss:.3f} G {g_loss:.3f} cat {cat_loss:.3f} cont {cont_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f}"
+PLOTS = {  # losses.png's panels
+    "losses": ["d_loss", "g_loss"],
+    "information terms": ["cat_loss", "cont_loss"],
+    "D's outputs": ["d_real", "d_fake"],
+}
+
+
+def build_parser():
+    p = utils.ArgumentParser(description="InfoGAN (Chen et al. 2016) on MNIST or Fashion-MNIST.")
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"], help="28x28 grey images")
+    data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
+    data.add_argument(
+        "--train-range", type=utils.data_range, help="images trained on (default: the whole training file)"
+    )
+    data.add_argument(
+        "--eval-range",
+        type=utils.data_range,
+        help="held-out labelled images on which Q's categorical accuracy is measured (default: the whole test file)",
+    )
+
+    h = HPARAMS
+    model = p.add_argument_group("model (run_mnist_exp.py)")
+    model.add_argument(
+        "--noise-dim", type=utils.positive_int, default=h["noise_dim"], help="size of the incompressible noise z"
+    )
+    model.add_argument("--noise", default=h["noise"], choices=["uniform", "normal"], help="z ~ U(-1, 1) or N(0, 1)")
+    model.add_argument(
+        "--n-cat", type=utils.positive_int, default=h["n_cat"], help="categories of the categorical code"
+    )
+    model.add_argument("--n-cont", type=int, default=h["n_cont"], help="continuous codes, each U(-1, 1)")
+
+    optim = p.add_argument_group("optimisation (infogan_trainer.py)")
+    optim.add_argument(
+        "--epochs",
+        type=utils.positive_int,
+        default=h["epochs"],
+        help="passes over the training images (the authors: 50 'epochs' of 100 steps = 5,000 steps "
+        "of 128, about 11 passes over MNIST's 60,000)",
+    )
+    optim.add_argument("--batch-size", type=utils.positive_int, default=h["batch_size"], help="images per step")
+    optim.add_argument(
+        "--lr-d", type=utils.positive_float, default=h["lr_d"], help="Adam learning rate of D, its trunk and Q's head"
+    )
+    optim.add_argument("--lr-g", type=utils.positive_float, default=h["lr_g"], help="Adam learning rate of G")
+    optim.add_argument("--beta1", type=float, default=h["beta1"], help="Adam beta1")
+    optim.add_argument("--beta2", type=float, default=h["beta2"], help="Adam beta2")
+    optim.add_argument(
+        "--cat-weight", type=float, default=h["cat_weight"], help="lambda of the categorical information term"
+    )
+    optim.add_argument(
+        "--cont-weight",
+        type=float,
+        default=h["cont_weight"],
+        help="lambda of the continuous term (the authors' code: 1, with Q's std fixed to 1)",
+    )
+    optim.add_argument(
+        "--cont-loss",
+        default=h["cont_loss"],
+        choices=["gaussian", "mse"],
+        help="continuous term: Gaussian NLL with std 1, summed over codes (the authors'), "
+        "or the mean squared error that many replications use",
+    )
+    optim.add_argument(
+        "--supervised",
+        type=int,
+        default=0,
+        help="from practice, not the paper: Q's categorical head also learns the true labels of the "
+        "first N training images, so that category k comes to mean class k",
+    )
+    optim.add_argument(
+        "--steps",
+        type=utils.positive_int,
+        help="stop after this many optimizer steps in total (for smoke tests and benchmarks)",
+    )
+
+    utils.add_run_flags(p, SCRIPT)
+    evaluation = p.add_argument_group("evaluation")
+    evaluation.add_argument(
+        "--eval-accuracy",
+        action="store_true",
+        help="print Q's categorical accuracy on --eval-range for --ckpt, and exit",
+    )
+    evaluation.add_argument("--ckpt", help="checkpoint to evaluate with --eval-accuracy")
+    return p
+
+
+# flags that may change when a run is resumed or evaluated; everything else must match the checkpoint
+RESUMABLE = utils.RESUMABLE_RUN_FLAGS | {"epochs", "steps", "data_root", "eval_range", "eval_accuracy", "ckpt"}
+
+
+def check_flags(cfg):
+    for beta in ("beta1", "beta2"):
+        if not 0 <= cfg[beta] < 1:
+            utils.die(f"--{beta} must be in [0, 1), got {cfg[beta]}")
+    for name in ("n_cont", "supervised"):
+        if cfg[name] < 0:
+            utils.die(f"--{name.replace('_', '-')} must be 0 or more, got {cfg[name]}")
+    if cfg["cat_weight"] < 0 or cfg["cont_weight"] < 0:
+        utils.die("--cat-weight and --cont-weight must be 0 or more")
+
+
+def check_data(cfg, data, labels):
+    """Flags that need the training images to check; returns the steps of an epoch."""
+    if cfg["supervised"] > len(data):
+        utils.die(f"--supervised {cfg['supervised']} is more than the {len(data)} training images")
+    if cfg["supervised"] and cfg["n_cat"] <= int(labels.max()):
+        utils.die(f"--supervised needs a category per class: --n-cat {cfg['n_cat']} < {int(labels.max()) + 1} classes")
+    if len(data) < cfg["batch_size"]:
+        utils.die(f"--batch-size {cfg['batch_size']} is larger than the training set ({len(data)} images)")
+    return len(data) // cfg["batch_size"]
+
+
+# --------------------------------------------------------------------------- evaluation: Q's accuracy
 def matched_accuracy(predicted, labels, n_cat, n_classes=10):
     """Accuracy of `predicted` categories against `labels` under the best one-to-one map from
     categories to classes (the Hungarian algorithm on the n_cat x n_classes table of counts):
@@ -366,11 +427,21 @@ def matched_accuracy(predicted, labels, n_cat, n_classes=10):
 
 @torch.no_grad()
 def categorical_accuracy(D, cfg, images, labels, batch_size=1000):
-    """Q's categorical prediction on held-out uint8 images, scored by matched_accuracy."""
+    """Q's categorical prediction on held-out uint8 images, scored by matched_accuracy (the
+    paper's measure: 5% error on MNIST)."""
     D.eval()
     predicted = torch.cat([D(x.float() / 255)[1].argmax(1) for x in images.split(batch_size)])
     D.train()
     return matched_accuracy(predicted, labels, cfg["n_cat"], int(labels.max()) + 1)
+
+
+def describe_accuracy(cfg, accuracy, mapping, step, n_images):
+    return (
+        f"categorical accuracy of Q on {cfg['dataset']} {utils.range_text(cfg, 'eval_range', n_images)} "
+        f"after {step} steps: "
+        f"{100 * accuracy:.2f}% (error {100 * (1 - accuracy):.2f}%; category -> class "
+        f"{' '.join(f'{k}:{v}' for k, v in sorted(mapping.items()))})"
+    )
 
 
 def eval_accuracy(argv):
@@ -378,29 +449,10 @@ def eval_accuracy(argv):
     cfg, ckpt, device = utils.eval_config(build_parser, argv, SCRIPT, RESUMABLE, "--eval-accuracy")
     D = build_discriminator(cfg).to(device)
     D.load_state_dict(ckpt["models"]["D"])
-    accuracy, mapping = categorical_accuracy(D, cfg, *utils.load_mnist_range(cfg, "eval_range", device))
-    print(describe_accuracy(cfg, accuracy, mapping, ckpt["step"]))
+    images, labels = utils.load_mnist_range(cfg, "eval_range", device)
+    accuracy, mapping = categorical_accuracy(D, cfg, images, labels)
+    print(describe_accuracy(cfg, accuracy, mapping, ckpt["step"], len(images)))
     return accuracy
-
-
-def describe_accuracy(cfg, accuracy, mapping, step):
-    return (
-        f"categorical accuracy of Q on {cfg['dataset']} {':'.join(map(str, cfg['eval_range']))} after {step} steps: "
-        f"{100 * accuracy:.2f}% (error {100 * (1 - accuracy):.2f}%; category -> class "
-        f"{' '.join(f'{k}:{v}' for k, v in sorted(mapping.items()))})"
-    )
-
-
-# --------------------------------------------------------------------------- main
-def check_flags(cfg):
-    for beta in ("beta1", "beta2"):
-        if not 0 <= cfg[beta] < 1:
-            utils.die(f"--{beta} must be in [0, 1), got {cfg[beta]}")
-    for name in ("n_cont", "supervised"):
-        if cfg[name] < 0:
-            utils.die(f"--{name.replace('_', '-')} must be 0 or more, got {cfg[name]}")
-    if cfg["cat_weight"] < 0 or cfg["cont_weight"] < 0:
-        utils.die("--cat-weight and --cont-weight must be 0 or more")
 
 
 @utils.one_line_errors
@@ -409,22 +461,17 @@ def main(argv=None):
     check_flags(cfg)
     if cfg["eval_accuracy"]:
         return eval_accuracy(argv)
-    cfg["image_size"], cfg["channels"] = 28, 1
-    device = utils.setup_device(cfg)
+    cfg["image_size"], cfg["channels"] = 28, 1  # what the sampler reads off a checkpoint
+    device = utils.pick_device(cfg["device"])
+    utils.seed_everything(cfg["seed"])
+    utils.fast_cuda_kernels()  # cuDNN benchmarks its convolutions once per shape; TF32 matmuls
     data, labels = utils.load_mnist_range(cfg, "train_range", device)
-    eval_images, eval_labels = utils.load_mnist_range(cfg, "eval_range", device)
-    if cfg["supervised"] > len(data):
-        utils.die(f"--supervised {cfg['supervised']} is more than the {len(data)} training images")
-    if cfg["supervised"] and cfg["n_cat"] <= int(labels.max()):
-        utils.die(f"--supervised needs a category per class: --n-cat {cfg['n_cat']} < {int(labels.max()) + 1} classes")
-    steps_per_epoch = len(data) // cfg["batch_size"]
-    if steps_per_epoch == 0:
-        utils.die(f"--batch-size {cfg['batch_size']} is larger than the training set ({len(data)} images)")
+    eval_images, eval_labels = utils.load_mnist_range(cfg, "eval_range", device)  # a bad range fails now
+    steps_per_epoch = check_data(cfg, data, labels)
     G, D = utils.build_models(cfg, device, build_generator, build_discriminator)
     run_dir = utils.make_run_dir(SCRIPT, cfg)  # only once flags, data and models are good
 
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=(cfg["beta1"], cfg["beta2"]), fused=True)
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=(cfg["beta1"], cfg["beta2"]), fused=True)
+    opt_g, opt_d = build_optimizers(cfg, G, D)
     models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}
     fixed_noise = sample_latent(cfg, 10, device)[0]  # the grids' columns
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
@@ -432,48 +479,30 @@ def main(argv=None):
         utils.restore_training_state(ckpt, models, optimizers)
         fixed_noise = ckpt["fixed_noise"].to(device)
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
-    G_train, D_train = utils.compile_models(cfg["compile"], G, D)
+    # the compiled modules share their parameters with G and D, which are what checkpoints save
+    G_train, D_train = (torch.compile(m, mode=cfg["compile"]) for m in (G, D)) if cfg["compile"] else (G, D)
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
-    log = utils.TrainingLog(
-        run_dir,
-        LOSS_COLUMNS,
-        every=cfg["log_every"],
-        images_per_step=cfg["batch_size"],
-        total_steps=total_steps,
-        step=step,
-        resumed=ckpt is not None,
-        status=STATUS,
-    )
-    n_labelled = cfg["supervised"]
+    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, status=STATUS, plots=PLOTS, every=cfg["log_every"],
+                            images_per_step=cfg["batch_size"], total_steps=total_steps, step=step,
+                            resumed=bool(ckpt))  # fmt: skip
 
     def checkpoint(name):
         path = run_dir / "checkpoints" / name
-        utils.save_training_state(
-            path,
-            SCRIPT,
-            cfg,
-            models,
-            optimizers,
-            epoch=epoch,
-            epoch_step=epoch_step,
-            step=step,
-            fixed_noise=fixed_noise,
-        )
+        progress = dict(epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, **progress)
         return path
 
-    print(
-        f"infogan: {len(data)} {cfg['dataset']} images ({':'.join(map(str, cfg['train_range']))}) on {device}, "
-        f"codes Cat({cfg['n_cat']}) + {cfg['n_cont']} continuous, {steps_per_epoch} steps/epoch, writing to {run_dir}"
-    )
+    print(f"infogan: {len(data)} {cfg['dataset']} images ({utils.range_text(cfg, 'train_range', len(data))}) "
+          f"on {device}, "
+          f"codes Cat({cfg['n_cat']}) + {cfg['n_cont']} continuous, {steps_per_epoch} steps/epoch, "
+          f"writing to {run_dir}")  # fmt: skip
     with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
         while step < total_steps:
             for real in epoch_batches(data, cfg, epoch, epoch_step, device):
                 latent = sample_latent(cfg, real.shape[0], device)
-                labelled = None
-                if n_labelled:  # a batch from the first --supervised images, the only labels used
-                    idx = torch.randint(n_labelled, (min(n_labelled, cfg["batch_size"]),), device=device)
-                    labelled = (data[idx].float() / 255, labels[idx])
-                metrics = train_step(G_train, D_train, opt_g, opt_d, real, latent, cfg, labelled)
+                n_labelled, bs = cfg["supervised"], cfg["batch_size"]
+                labelled = labelled_batch(data, labels, n_labelled, bs, device) if n_labelled else None
+                metrics = train_step(G_train, D_train, opt_g, opt_d, real, latent, cfg, labelled, cfg["amp"])
                 step, epoch_step = step + 1, epoch_step + 1
                 log.add(metrics, step, epoch)
                 if step >= total_steps:
@@ -481,7 +510,7 @@ def main(argv=None):
             log.flush()
             save_grids(G, cfg, fixed_noise, run_dir / "samples", epoch + 1)
             utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
-            log.plot(["d_loss", "g_loss", "cat_loss", "cont_loss"])
+            log.plot()
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
                 epoch, epoch_step = epoch + 1, 0
                 if epoch % cfg["save_every"] == 0:
@@ -489,7 +518,7 @@ def main(argv=None):
             checkpoint("last.pt")
     began = time.perf_counter()
     accuracy, mapping = categorical_accuracy(D, cfg, eval_images, eval_labels)
-    print(describe_accuracy(cfg, accuracy, mapping, step) + f" [{time.perf_counter() - began:.1f} s]")
+    print(describe_accuracy(cfg, accuracy, mapping, step, len(eval_images)) + f" [{time.perf_counter() - began:.1f} s]")
     print(f"done: {step} steps; samples, traversals, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")
     return run_dir
 

@@ -1,34 +1,32 @@
-"""Shared mechanics for the training scripts: nothing here teaches a GAN.
-
-Each helper is small and stands alone, so a script reads fine without opening this file:
+"""The run harness: what the training scripts' run halves and the sampler share. Nothing here
+teaches a GAN; each script's GAN half, above its "# ==== the run" line, needs none of it.
 
     die(msg)                        one clear line on stderr, exit status 1
     one_line_errors                 decorator for main(): out of memory, unwritable paths, a lost peer -> one line
-    ArgumentParser                  argparse that reports bad flags in one line
+    ArgumentParser                  argparse that reports bad flags in one line and shows every default in --help
     add_run_flags(parser, script)   --device --amp --compile --seed --out --resume --save-every --log-every
+    RESUMABLE_RUN_FLAGS             the run flags a resumed run may change
     positive_int / positive_float   argparse types that refuse 0 and negatives
     data_range                      argparse type for train|test:START:STOP (honest splits)
     parse_config(build, argv, ...)  the flags, or with --resume the saved run's config and checkpoint
     eval_config(build, argv, ...)   --eval-... --ckpt PATH: the checkpoint's config, checkpoint, device
-    pick_device / setup_device      "auto" | "cpu" | "cuda" -> torch.device; seeds and fast math
-    Distributed / setup_distributed under torchrun: this process's rank, the process group
-    distribute / shard / no_sync / unwrap / end_distributed   DistributedDataParallel, each rank's share of a batch
+    pick_device(name, ddp)          "auto" | "cpu" | "cuda" -> torch.device (this process's GPU under torchrun)
+    fast_cuda_kernels()             cuDNN autotuning and TF32 matrix products on CUDA
     seed_everything(seed)           Python, NumPy and torch RNGs
     rng_state() / set_rng_state()   capture and restore those RNGs (for exact resume)
+    Distributed / setup_distributed under torchrun: this process's rank, the process group
+    distribute / end_distributed    DistributedDataParallel (and SyncBatchNorm) around the nets; leave the group
     make_run_dir(script, cfg)       runs/<script>/<dataset>-<time>/ (or --out, or the resumed run's)
     build_models(cfg, device, ...)  the nets, after checking their training state fits in memory
-    compile_models(mode, ...)       torch.compile, or the modules themselves
-    save_grid(images, path, ...)    one PNG grid (torchvision make_grid / save_image)
+    save_grid / to_uint8            one PNG grid; floats -> uint8 images
     save_gif / save_progress_gif    an animated GIF (imageio); the per-epoch frames as progress.gif
+    plot_panels(path, x, panels)    one PNG of curves, a panel per group (losses.png, scores.png)
     save_checkpoint / load_checkpoint   atomic write; weights_only read with clear errors
     save_training_state / restore_training_state   a run's weights, optimizers, RNGs, progress
     TrainingLog                     metrics summed on the device; losses.csv, losses.png, progress bar
                                     (averaged over processes under torchrun, written by rank 0)
     save_on_interrupt(log, save)    Ctrl-C: write the last checkpoint, then exit with one line
-    load_mnist_family / load_mnist_range / load_cifar10 / load_image_folder   datasets, offline errors
-    ScoreClassifier / score_classifier / judge_cut   the 28x28 data sets' judge for sampler.py score (cached)
-    classifier_outputs / feature_statistics / frechet_distance / inception_score / class_histogram   the metrics
-    inception_weights / inception_metrics   torch-fidelity's Inception-v3: weights file (one line offline), IS/FID/KID
+    load_mnist_family / load_mnist_range / load_cifar10 / load_image_folder   data sets, offline errors
 """
 
 from __future__ import annotations
@@ -47,7 +45,7 @@ import sys
 import time
 import warnings
 import zlib
-from contextlib import contextmanager, nullcontext, redirect_stderr, redirect_stdout
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import NamedTuple
 
@@ -65,6 +63,18 @@ def die(message: str) -> None:
     other than rank 0 names itself."""
     rank = os.environ.get("RANK", "0")
     sys.exit(f"error: {message}" if rank == "0" else f"error (rank {rank}): {message}")
+
+
+def warn(message: str) -> None:
+    """A warning on stderr on a line of its own, also while a progress bar is drawn: tqdm clears and
+    redraws the bar around it; from a DataLoader worker (another process, no bar of its own) a
+    newline first ends the bar's line."""
+    from tqdm import tqdm
+
+    if torch.utils.data.get_worker_info() is not None:
+        print(f"\nwarning: {message}", file=sys.stderr)
+    else:
+        tqdm.write(f"warning: {message}", file=sys.stderr)
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -117,8 +127,22 @@ def _lost_a_peer(exc: BaseException) -> bool:
     )
 
 
+class _ShowDefaults(argparse.HelpFormatter):
+    """--help shows each flag's default after its text (flags without one, and switches, as they are)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line instead of the whole usage block."""
+    """argparse that reports a bad flag in one line instead of the whole usage block, and whose
+    --help shows every default."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, formatter_class=_ShowDefaults, **kwargs)
 
     def error(self, message):
         sys.exit(f"{self.prog}: error: {message} (see --help)")
@@ -187,6 +211,9 @@ def add_run_flags(
     return run
 
 
+RESUMABLE_RUN_FLAGS = {"device", "amp", "compile", "save_every", "log_every", "sync_bn"}  # how, not what, is trained
+
+
 def data_range(text: str) -> tuple[str, int, int]:
     """argparse type: 'train:0:50000' -> ('train', 0, 50000), which file of a data set and which
     of its images, so that a script can train, tune and score on disjoint parts of it."""
@@ -219,10 +246,8 @@ def resume_config(saved: dict, args: argparse.Namespace, explicit: set[str], saf
         if name in safe:
             cfg[name] = value
         elif saved.get(name) != value:
-            die(
-                f"--{name.replace('_', '-')} cannot change when resuming "
-                f"(saved: {saved.get(name)!r}); only {', '.join(sorted('--' + s.replace('_', '-') for s in safe))} can"
-            )
+            can = ", ".join(sorted("--" + s.replace("_", "-") for s in safe if hasattr(args, s)))
+            die(f"--{name.replace('_', '-')} cannot change when resuming (saved: {saved.get(name)!r}); only {can} can")
     return cfg
 
 
@@ -230,14 +255,28 @@ def parse_config(build_parser, argv, script: str, resumable: set[str]) -> tuple[
     """The run's config as a dict of the flags, and the checkpoint to resume from (or None).
 
     With --resume, the config is the saved run's, with the flags typed now applied where
-    `resumable` allows (see resume_config), and cfg["resume"] names the checkpoint."""
+    `resumable` allows (see resume_config), and cfg["resume"] names the checkpoint. With
+    --compile, says at once that the first steps will take a while."""
     args = build_parser().parse_args(argv)
-    if not args.resume:
-        return vars(args), None
-    ckpt = load_checkpoint(args.resume, script)
-    cfg = resume_config(ckpt["cfg"], args, explicit_flags(build_parser, argv), resumable)
-    cfg["resume"] = args.resume
+    cfg, ckpt = vars(args), None
+    if args.resume:
+        args.resume = str(find_checkpoint(args.resume))
+        ckpt = load_checkpoint(args.resume, script)
+        cfg = resume_config(ckpt["cfg"], args, explicit_flags(build_parser, argv), resumable)
+        cfg["resume"] = args.resume
+    if cfg.get("compile") and os.environ.get("RANK", "0") == "0":
+        print("--compile: the first steps compile the networks, which takes a minute or more the first time")
     return cfg, ckpt
+
+
+def refuse_finished(cfg: dict, step: int, total_steps) -> None:
+    """--resume with --epochs/--steps that the run has already reached: one line, not a silent "done"."""
+    if cfg.get("resume") and step >= total_steps:
+        asked = " and ".join(f"--{k} {cfg[k]}" for k in ("epochs", "steps") if cfg.get(k))
+        die(
+            f"{cfg['resume']} is at step {step:,}, as far as {asked} go: "
+            f"to train on, resume with a larger --epochs or --steps"
+        )
 
 
 def eval_config(build_parser, argv, script: str, resumable: set[str], flag: str):
@@ -252,28 +291,24 @@ def eval_config(build_parser, argv, script: str, resumable: set[str], flag: str)
 
 
 # --------------------------------------------------------------------------- device, seeds
-def pick_device(name: str = "auto") -> torch.device:
+def pick_device(name: str = "auto", ddp: Distributed | None = None) -> torch.device:
+    """ "auto" | "cpu" | "cuda" -> torch.device; under torchrun, CUDA is this process's own GPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         die("--device cuda was asked for but no CUDA GPU is visible to PyTorch")
+    if name == "cuda" and ddp and ddp.torchrun:
+        return torch.device("cuda", ddp.local_rank)
     return torch.device(name)
 
 
-def setup_device(cfg: dict, ddp: Distributed | None = None) -> torch.device:
-    """The run's device, with every RNG seeded from cfg["seed"] and, on CUDA, the fast
-    convolution and TF32 matrix paths on (cuDNN picks its fastest kernels once per shape).
-    Under torchrun each process takes its own GPU (LOCAL_RANK) and seeds seed + rank, so that
-    the ranks draw different noise (their weights start equal: DDP copies rank 0's)."""
-    ddp = ddp or Distributed()
-    device = pick_device(cfg["device"])
-    if device.type == "cuda" and ddp.torchrun:
-        device = torch.device("cuda", ddp.local_rank)
-    seed_everything(cfg["seed"] + ddp.rank)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    return device
+def fast_cuda_kernels() -> None:
+    """On CUDA: cuDNN times its convolution algorithms once per input shape and keeps the fastest
+    (the shapes never change in these loops, so it pays), and float32 matrix products and
+    convolutions run on TF32 tensor cores (10-bit mantissas, as the papers' GPUs never had, and
+    plenty for GAN training). No effect on the CPU."""
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
 
 # --------------------------------------------------------------------------- several processes (torchrun)
@@ -342,25 +377,6 @@ def distribute(ddp: Distributed, *modules, sync_bn: bool = False):
         )
         for m in modules
     )
-
-
-def shard(order: torch.Tensor, batch_size: int, ddp: Distributed) -> torch.Tensor:
-    """This process's share of each global batch of `order` (a length that batch_size divides):
-    rank r of N takes the r-th N-th of every batch, so an epoch is still one pass over the data
-    (a DistributedSampler that keeps the seeded order, and so exact resume)."""
-    return order if ddp.world == 1 else order.view(-1, ddp.world, batch_size // ddp.world)[:, ddp.rank].reshape(-1)
-
-
-def no_sync(module):
-    """DDP's no_sync(): a backward inside it keeps its gradients local, to be averaged with the
-    next one's (two backward calls, one all-reduce). A plain module: nothing to hold back."""
-    return module.no_sync() if hasattr(module, "no_sync") else nullcontext()
-
-
-def unwrap(module):
-    """The module inside DistributedDataParallel: a forward through it takes no part in DDP's
-    gradient averaging (what a frozen D in G's step needs: DDP would wait for D's gradients)."""
-    return module.module if isinstance(module, DistributedDataParallel) else module
 
 
 def end_distributed(ddp: Distributed) -> None:
@@ -470,12 +486,6 @@ def build_models(cfg: dict, device: torch.device, *builders) -> list[torch.nn.Mo
     return [build(cfg).to(device) for build in builders]
 
 
-def compile_models(mode: str | None, *modules):
-    """torch.compile each module with `mode`, or return them as they are when mode is None.
-    The compiled versions share their parameters with the originals, which are what is saved."""
-    return modules if not mode else tuple(torch.compile(m, mode=mode) for m in modules)
-
-
 def save_grid(images: torch.Tensor, path, nrow: int = 8, value_range=(-1.0, 1.0)) -> None:
     """Save a batch (N, C, H, W) whose values lie in `value_range` as one PNG grid."""
     from torchvision.utils import save_image
@@ -507,6 +517,27 @@ def save_progress_gif(frames_dir, path) -> None:
     save_gif(sorted(Path(frames_dir).glob("epoch_*.png")), path)
 
 
+def plot_panels(path, x, panels: dict, log_y=(), xlabel: str = "step") -> None:
+    """One PNG: a panel per entry of `panels` ({title: {label: values}}), side by side, each curve
+    against x; titles in `log_y` on a log axis. A curve of one point shows as a marker."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels) + 1, 3.5), squeeze=False)
+    for ax, (title, curves) in zip(axes[0], panels.items()):
+        for label, values in curves.items():
+            ax.plot(x, values, label=label, linewidth=1, marker="o" if len(x) == 1 else None)
+        ax.set(title=title, xlabel=xlabel, yscale="log" if title in log_y else "linear")
+        ax.grid(alpha=0.3)
+        if len(curves) > 1:
+            ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 # --------------------------------------------------------------------------- checkpoints
 def save_checkpoint(state: dict, path, script: str) -> None:
     """Write atomically (temp file, then rename) so a crash never leaves half a file."""
@@ -518,20 +549,31 @@ def save_checkpoint(state: dict, path, script: str) -> None:
     os.replace(tmp, path)
 
 
+def find_checkpoint(path, flag: str = "--resume") -> Path:
+    """`path` itself, or for a run folder or its checkpoints/ folder, the last.pt inside (said in one line)."""
+    path = Path(path)
+    if path.is_dir():
+        last = next((p for p in (path / "last.pt", path / "checkpoints" / "last.pt") if p.is_file()), None)
+        if last is None:
+            die(f"{flag} {path} is a folder with no last.pt in it or in its checkpoints/; give a checkpoint file")
+        print(f"{flag} {path}: using {last}", file=sys.stderr)
+        return last
+    return path
+
+
 def load_checkpoint(path, script: str | tuple[str, ...] | None = None) -> dict:
     """Load a checkpoint of this repository (of `script`, if given) onto the CPU, or die."""
     path = Path(path)
     if not path.is_file():
         die(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files that are not ours
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, corrupt, pickled objects, not a torch file
+        objects = isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc)
         reason = (
-            "it holds objects other than tensors and plain data"
-            if isinstance(exc, pickle.UnpicklingError)
-            else f"{type(exc).__name__}: {str(exc).splitlines()[0][:100]}"
-            if str(exc)
-            else type(exc).__name__
+            "it holds Python objects, not just tensors and numbers" if objects else "not a PyTorch file, or damaged"
         )
         die(f"{path} is not a readable checkpoint ({reason})")
     if not isinstance(state, dict) or state.get("repo") != REPO_ID:
@@ -618,6 +660,9 @@ class TrainingLog:
     images_per_step  images a step consumes, for the rate column (`rate`, images_per_s by default)
     resumed        on resume, rows logged after the checkpoint's step (lost work) are dropped,
                    so the file reads as one uninterrupted run
+    plots          losses.png's panels: {title: [column, ...]}, drawn by plot() (and on Ctrl-C)
+    cpu_recipe     a shorter run for a CPU, measured in the script's docs page: said once, a few seconds
+                   in, if on a CPU the whole run would take more than two hours at the speed seen so far
     ddp            under torchrun: the window's means are averaged over the processes (in the
                    same sync), and only rank 0 writes the file and shows the bar
     """
@@ -636,6 +681,8 @@ class TrainingLog:
         extra=None,
         extra_columns=(),
         rate: str = "images_per_s",
+        plots: dict | None = None,
+        cpu_recipe: str | None = None,
         ddp: Distributed | None = None,
     ):
         from tqdm import tqdm
@@ -644,6 +691,8 @@ class TrainingLog:
         self.path, self.run_dir = Path(run_dir) / "losses.csv", Path(run_dir)
         self.columns, self.extra_columns, self.rate = list(columns), list(extra_columns), rate
         self.every, self.images_per_step, self.status, self.extra = every, images_per_step, status, extra
+        self.plots, self.cpu_recipe, self.total_steps = plots, cpu_recipe, total_steps
+        self.first_step, self.started = step, time.perf_counter()
         self.step, self.epoch, self.window, self.sums, self.last_status = step, 0, 0, None, ""
         self.window_start = time.perf_counter()
         header = ["step", "epoch", *self.columns, *self.extra_columns, rate]
@@ -660,8 +709,22 @@ class TrainingLog:
         self.sums = metrics if self.sums is None else self.sums + metrics
         self.step, self.epoch, self.window = step, epoch, self.window + 1
         self.bar.update()
+        if self.cpu_recipe and metrics.device.type == "cpu":
+            self._note_long_cpu_run()
         if self.window == self.every:
             self.flush()
+
+    def _note_long_cpu_run(self) -> None:
+        seconds = time.perf_counter() - self.started
+        if seconds < 3 or not self.ddp.main:  # the first steps' speed, not the first step's warm-up alone
+            return
+        hours = (self.total_steps - self.step) * seconds / (self.step - self.first_step) / 3600
+        if hours > 2:
+            warn(
+                f"on this CPU the run's {self.total_steps:,} steps take about {hours:,.0f} hours at the speed "
+                f"of its first {self.step - self.first_step} steps; for a CPU, {self.cpu_recipe}"
+            )
+        self.cpu_recipe = None  # said once
 
     def flush(self) -> None:
         if self.window:
@@ -685,33 +748,21 @@ class TrainingLog:
         self.sums, self.window, self.window_start = None, 0, time.perf_counter()
 
     def close(self) -> None:
+        """Write the last window and redraw losses.png (what a run that stops early ends with)."""
         self.flush()
+        self.plot()
         self.bar.close()
 
     def rows(self) -> list[dict]:
         with open(self.path, newline="") as f:
             return list(csv.DictReader(f))
 
-    def plot(self, keys: list[str]) -> None:
-        """losses.png beside losses.csv: the columns `keys` against the step."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        rows = self.rows()
-        if not rows:
-            return
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        steps = [int(r["step"]) for r in rows]
-        for key in keys:
-            ax.plot(steps, [float(r[key]) for r in rows], label=key, linewidth=1)
-        ax.set_xlabel("step")
-        ax.legend()
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(self.run_dir / "losses.png", dpi=100)
-        plt.close(fig)
+    def plot(self) -> None:
+        """losses.png beside losses.csv: a panel per entry of `plots`, its columns against the step."""
+        rows = self.rows() if self.plots and self.ddp.main else []
+        if rows:
+            panels = {title: {key: [float(r[key]) for r in rows] for key in keys} for title, keys in self.plots.items()}
+            plot_panels(self.run_dir / "losses.png", [int(r["step"]) for r in rows], panels)
 
 
 @contextmanager
@@ -783,11 +834,8 @@ def _with_quiet_download(make_dataset, offline_hint: str):
     try:
         with redirect_stdout(chatter), redirect_stderr(chatter):
             return make_dataset(download=True)
-    except Exception as exc:  # offline, mirror down, checksum mismatch...
-        die(
-            f"{offline_hint} "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else 'download failed'})"
-        )
+    except Exception:  # offline, mirror down, checksum mismatch: the hint says what to do in each case
+        die(offline_hint)
 
 
 def load_mnist_family(name: str, root, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -828,9 +876,24 @@ def load_mnist_family(name: str, root, train: bool = True) -> tuple[torch.Tensor
     return ds.data, ds.targets
 
 
+def range_of(cfg: dict, which: str) -> tuple[str, int, int | None]:
+    """cfg[which], a data_range; a flag left unset means a whole file: for an --eval-range the test
+    file, for any other range the training file (checkpoints of earlier runs hold explicit ranges)."""
+    return cfg.get(which) or ("test" if which == "eval_range" else "train", 0, None)
+
+
+def range_text(cfg: dict, which: str, n: int | None = None) -> str:
+    """A data range as messages name it: train:0:320, an unset one spelt out from the n images it
+    gave, or without n "the whole training file"."""
+    split, start, stop = range_of(cfg, which)
+    if stop is None and n is None:
+        return f"the whole {'training' if split == 'train' else 'test'} file"
+    return f"{split}:{start}:{start + n if stop is None else stop}"
+
+
 def load_mnist_range(cfg: dict, which: str, device) -> tuple[torch.Tensor, torch.Tensor]:
     """The images (uint8 (N, 1, 28, 28)) and labels of cfg[which], a data_range of cfg["dataset"]."""
-    split, start, stop = cfg.get(which) or ("train", 0, None)  # unset: the whole training file
+    split, start, stop = range_of(cfg, which)
     images, labels = load_mnist_family(cfg["dataset"], cfg["data_root"], train=split == "train")
     if stop is not None and stop > len(images):
         die(f"--{which.replace('_', '-')} {split}:{start}:{stop} asks for more than the {len(images)} {split} images")
@@ -869,10 +932,7 @@ class SkipUnreadable(torch.utils.data.Dataset):
             try:
                 return self.dataset[i]
             except (OSError, ValueError, SyntaxError, UnidentifiedImageError) as exc:
-                print(
-                    f"warning: skipping unreadable image {self.dataset.samples[i][0]} ({type(exc).__name__}: {exc})",
-                    file=sys.stderr,
-                )
+                warn(f"skipping unreadable image {self.dataset.samples[i][0]} ({exc})")
         raise RuntimeError("no image of the folder can be read")
 
 
@@ -920,197 +980,3 @@ def load_image_folder(path, image_size: int, channels: int = 3):
         return SkipUnreadable(flat)
     except (FileNotFoundError, RuntimeError) as exc:
         die(f"no images found under {path} ({str(exc).splitlines()[0][:100]})")
-
-
-# --------------------------------------------------------------------------- scores
-class ScoreClassifier(torch.nn.Module):
-    """The judge of 28x28 grey samples (MNIST, Fashion-MNIST): 3x3 conv 32, ReLU, max-pool ->
-    3x3 conv 64, ReLU, max-pool -> FC 128, ReLU (the features FID is computed in) -> FC 10."""
-
-    def __init__(self):
-        super().__init__()
-        nn = torch.nn
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1),
-            nn.ReLU(True),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1),
-            nn.ReLU(True),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(64 * 7 * 7, 128),
-            nn.ReLU(True),
-        )
-        self.head = nn.Linear(128, 10)
-
-    def forward(self, x):
-        """x in [0, 1], (N, 1, 28, 28) -> (class logits, 128-d features)."""
-        features = self.features(x)
-        return self.head(features), features
-
-
-def judge_cut(n_train: int) -> int:
-    """Where the score classifier's part of a training file ends: it learns from the first 5/6;
-    the rest, images it never saw, is its held-out test and the classifier space's reference."""
-    return n_train * 5 // 6
-
-
-def score_classifier(dataset: str, data_root, device, epochs: int = 3, seed: int = 0):
-    """The data set's ScoreClassifier, trained the first time it is asked for (on the first 5/6
-    of the training file, its held-out accuracy measured on the last 1/6) and cached as
-    <data_root>/scores/<dataset>_classifier.pt. Returns (classifier in eval mode, accuracy)."""
-    path = Path(data_root) / "scores" / f"{dataset}_classifier.pt"
-    images, labels = load_mnist_family(dataset, data_root, train=True)
-    classifier = ScoreClassifier()
-    if path.exists():
-        state = load_checkpoint(path, "score_classifier")
-        if state["n_images"] == len(images):
-            classifier.load_state_dict(state["weights"])
-            return classifier.to(device).eval(), state["accuracy"]
-    cut = judge_cut(len(images))
-    x = images.unsqueeze(1).to(device)
-    y = labels.to(device)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        classifier = ScoreClassifier().to(device)
-    optimizer = torch.optim.Adam(classifier.parameters(), lr=2e-3)
-    print(f"training the {dataset} score classifier on {cut} training images (once; cached as {path})", file=sys.stderr)
-    with torch.enable_grad():
-        for _ in range(epochs):
-            for idx in torch.randperm(cut, generator=generator).to(device).split(128):
-                loss = torch.nn.functional.cross_entropy(classifier(x[idx].float() / 255)[0], y[idx].long())
-                loss.backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-    classifier.eval()
-    with torch.no_grad():
-        predicted = torch.cat([classifier(chunk.float() / 255)[0].argmax(1) for chunk in x[cut:].split(1000)])
-    accuracy = (predicted == y[cut:]).float().mean().item()
-    save_checkpoint(
-        {"weights": classifier.state_dict(), "accuracy": accuracy, "n_images": len(images)}, path, "score_classifier"
-    )
-    return classifier, accuracy
-
-
-@torch.no_grad()
-def classifier_outputs(classifier, images, batch_size: int = 500):
-    """(class probabilities, features) of images in [0, 1], (N, 1, 28, 28), as float64 on the CPU."""
-    probs, features = [], []
-    for chunk in images.split(batch_size):
-        logits, feats = classifier(chunk.float())
-        probs.append(torch.softmax(logits.double(), 1).cpu())
-        features.append(feats.double().cpu())
-    return torch.cat(probs), torch.cat(features)
-
-
-def feature_statistics(features: torch.Tensor) -> dict:
-    """Mean and covariance of features (N, D): what a Frechet distance compares."""
-    return {"mu": features.mean(0), "sigma": torch.cov(features.T)}
-
-
-def frechet_distance(a: dict, b: dict) -> float:
-    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), the FID formula (scipy's sqrtm)."""
-    import warnings
-
-    from scipy import linalg
-
-    with warnings.catch_warnings():  # dead ReLU units make the product singular; checked just below
-        warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        covmean = linalg.sqrtm(a["sigma"].numpy() @ b["sigma"].numpy())
-    if not np.isfinite(covmean).all():  # singular product: nudge both diagonals, as pytorch-fid does
-        offset = np.eye(len(covmean)) * 1e-6
-        covmean = linalg.sqrtm((a["sigma"].numpy() + offset) @ (b["sigma"].numpy() + offset))
-    diff = (a["mu"] - b["mu"]).numpy()
-    return float(diff @ diff + np.trace(a["sigma"].numpy()) + np.trace(b["sigma"].numpy()) - 2 * np.trace(covmean.real))
-
-
-def inception_score(probs: torch.Tensor) -> float:
-    """exp(E_x KL(p(y|x) || p(y))): high when each sample is one class and the classes are many."""
-    marginal = probs.mean(0, keepdim=True)
-    kl = (probs * (probs.clamp_min(1e-12).log() - marginal.clamp_min(1e-12).log())).sum(1)
-    return float(kl.mean().exp())
-
-
-def class_histogram(probs: torch.Tensor, n_classes: int = 10) -> torch.Tensor:
-    """The fraction of images the classifier puts in each class (by its top guess)."""
-    return torch.bincount(probs.argmax(1), minlength=n_classes).double() / len(probs)
-
-
-# The Inception space is torch-fidelity's (it reproduces the TensorFlow FID/IS/KID the papers report).
-INCEPTION_WEIGHTS_ENV = "INCEPTION_WEIGHTS"
-
-
-def inception_weights(path=None) -> str:
-    """The file of torch-fidelity's Inception-v3 weights: `path` (--inception-weights), else
-    $INCEPTION_WEIGHTS, else torch's hub cache, where it is fetched on first use. Offline and
-    missing: one line saying what to download and where to put it."""
-    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
-
-    path = path or os.environ.get(INCEPTION_WEIGHTS_ENV)
-    if path and not Path(path).is_file():
-        die(f"no Inception weights file at {path}; download {URL_INCEPTION_V3} there")
-    if not path:
-        path = Path(torch.hub.get_dir()) / "checkpoints" / URL_INCEPTION_V3.rsplit("/", 1)[1]
-        if not path.exists():
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                print(f"fetching the Inception weights (once) to {path}", file=sys.stderr)
-                torch.hub.download_url_to_file(URL_INCEPTION_V3, str(path), progress=False)
-            except Exception as exc:  # offline, a proxy, a full disk: all end the same way
-                die(
-                    "the Inception weights could not be fetched "
-                    f"({str(exc).splitlines()[0][:80] or type(exc).__name__}): "
-                    f"download {URL_INCEPTION_V3} and put it at {path}, or pass --inception-weights FILE "
-                    f"(or set {INCEPTION_WEIGHTS_ENV}=FILE)"
-                )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        assert isinstance(state, dict) and "fc.weight" in state and "Mixed_7c.branch_pool.conv.weight" in state
-    except Exception:
-        die(f"{path} is not torch-fidelity's Inception weights ({URL_INCEPTION_V3.rsplit('/', 1)[1]})")
-    return str(path)
-
-
-class _Uint8Images(torch.utils.data.Dataset):
-    """What torch-fidelity reads: one uint8 (3, H, W) tensor per item (grey repeated to RGB)."""
-
-    def __init__(self, images):
-        self.images = images.cpu()
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, index):
-        return self.images[index].expand(3, -1, -1)
-
-
-def inception_metrics(fake, real, weights, device, batch_size: int = 500, cache_root=None, cache_name=None) -> dict:
-    """Inception Score of `fake`, FID and KID of `fake` against `real` (uint8 (N, C, H, W) each),
-    by torch-fidelity; the real features are cached under cache_root as cache_name, if named."""
-    import torch_fidelity
-
-    metrics = torch_fidelity.calculate_metrics(
-        input1=_Uint8Images(fake),
-        input2=_Uint8Images(real),
-        isc=True,
-        fid=True,
-        kid=True,
-        kid_subset_size=min(1000, len(fake), len(real)),
-        isc_splits=min(10, len(fake)),
-        feature_extractor_weights_path=weights,
-        cuda=torch.device(device).type == "cuda",
-        batch_size=batch_size,
-        cache=cache_name is not None,
-        cache_root=str(cache_root) if cache_root else None,
-        input2_cache_name=cache_name,
-        save_cpu_ram=True,
-        verbose=False,
-    )
-    return {
-        "inception_is": metrics["inception_score_mean"],
-        "inception_is_std": metrics["inception_score_std"],
-        "inception_fid": metrics["frechet_inception_distance"],
-        "kid": metrics["kernel_inception_distance_mean"],
-        "kid_std": metrics["kernel_inception_distance_std"],
-    }

@@ -15,7 +15,7 @@ estimate stays close to the true distance, whose gradient G then follows. The cr
 norm (the penalty is per sample; --critic-norm layer is the paper's alternative). Unlike a GAN's D
 loss, the estimate means something: it falls as G improves (losses.png shows it).
 
-Two experiments of the paper, chosen by the data:
+Two experiments of the paper, chosen by the data (PRESETS holds each one's values):
   28x28 grey (MNIST, Fashion-MNIST): gan_mnist.py's nets: G: z (128) -> FC 4x4x256 -> 5x5 up-convs
     128 (cropped to 7x7), 64, 1 -> sigmoid; critic: 5x5 convs stride 2, 64/128/256 -> linear 1.
     Adam 1e-4, betas (0.5, 0.9), batch 50, 200,000 generator steps.
@@ -33,152 +33,67 @@ Run:
 Writes, under runs/wgan_gp/<dataset>-<time>/ (or --out):
   samples/epoch_001.png ...   a grid from the same fixed noise after every epoch
   progress.gif                those grids as one animation
-  losses.csv, losses.png      critic and G losses, the Wasserstein estimate, the penalty, lr, images/s
+  losses.csv, losses.png      critic and G losses; the Wasserstein estimate and the penalty; the learning
+                              rate (and images/s in losses.csv)
   checkpoints/last.pt         after every epoch and on Ctrl-C; epoch_XXX.pt every --save-every
+
+The GAN, in plain PyTorch, is everything above the line "# ==== the run": copy it alone and
+drive it from your own loop. Below that line: flags, resume, torchrun, outputs.
 """
 
 import math
 
 import torch
 import torch.nn as nn
-
-import utils
-
-SCRIPT = "wgan_gp"
-LOSS_COLUMNS = [
-    "d_loss",
-    "g_loss",
-    "wasserstein",
-    "penalty",
-]  # what train_step returns; losses.csv adds lr, images_per_s
-STATUS = (
-    "critic {d_loss:.3f} G {g_loss:.3f} W {wasserstein:.3f} GP {penalty:.3f} lr {lr:.2g}"  # the progress bar's text
-)
-
-# the authors' values for each of their two experiments; flags left unset take these
-PRESETS = {
-    "mnist": dict(width=64, batch_size=50, lr=1e-4, beta1=0.5, steps=200_000, lr_decay="none"),
-    "resnet": dict(width=128, batch_size=64, lr=2e-4, beta1=0.0, steps=100_000, lr_decay="linear"),
-}
-G_BATCH_MULTIPLE = {"mnist": 1, "resnet": 2}  # gan_cifar_resnet.py: GEN_BS_MULTIPLE = 2
-
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torchvision.utils import save_image
 
 # --------------------------------------------------------------------------- hyper-parameters
-def build_parser():
-    p = utils.ArgumentParser(
-        description="WGAN-GP (Gulrajani et al. 2017) on MNIST, Fashion-MNIST, CIFAR-10 or a folder."
-    )
-    data = p.add_argument_group("data")
-    data.add_argument(
-        "--dataset",
-        default="mnist",
-        choices=["mnist", "fashion-mnist", "cifar10", "folder"],
-        help="28x28 grey data train the MNIST nets, 32x32 RGB data the ResNets; "
-        "mnist/fashion-mnist/cifar10 are downloaded into --data-root if missing",
-    )
-    data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
-    data.add_argument(
-        "--train-range",
-        type=utils.data_range,
-        default=None,
-        help="with mnist/fashion-mnist: the images trained on, e.g. test:0:8000 so that test:8000:10000 "
-        "stays held out for sampler.py score (default: the whole training file)",
-    )
-    data.add_argument(
-        "--image-folder", default=None, help="with --dataset folder: a folder of images, resized to 32x32"
-    )
-    data.add_argument("--workers", type=int, default=4, help="DataLoader worker processes for --dataset folder")
-
-    model = p.add_argument_group("model")
-    model.add_argument(
-        "--z-dim", type=utils.positive_int, default=128, help="size of the noise vector z ~ N(0, I) (paper: 128)"
-    )
-    model.add_argument(
-        "--width",
-        type=utils.positive_int,
-        default=None,
-        help="the nets' base width: MNIST nets' DIM (default 64), ResNets' filters (default 128)",
-    )
-    model.add_argument(
-        "--critic-norm",
-        default="none",
-        choices=["none", "layer"],
-        help="normalisation in the critic: none (paper's default) or layer norm, which the paper "
-        "suggests in place of batch norm (batch norm would couple the samples of a batch)",
-    )
-
-    optim = p.add_argument_group("optimisation")
-    optim.add_argument(
-        "--steps",
-        type=utils.positive_int,
-        default=None,
-        help="generator steps in all, as the paper counts (default 200,000 MNIST, 100,000 ResNet)",
-    )
-    optim.add_argument(
-        "--epochs",
-        type=utils.positive_int,
-        default=None,
-        help="or stop after this many passes over the data, if sooner (one step uses n-critic batches)",
-    )
-    optim.add_argument(
-        "--batch-size",
-        type=utils.positive_int,
-        default=None,
-        help="images per critic step (default 50 MNIST, 64 ResNet); under torchrun the global batch, "
-        "split evenly over the processes",
-    )
-    optim.add_argument(
-        "--g-batch-size",
-        type=utils.positive_int,
-        default=None,
-        help="samples per generator step (default: the batch size for MNIST, twice it for the ResNet); "
-        "global under torchrun",
-    )
-    optim.add_argument(
-        "--n-critic", type=utils.positive_int, default=5, help="critic steps per generator step (paper: 5)"
-    )
-    optim.add_argument("--gp-lambda", type=float, default=10.0, help="weight of the gradient penalty (paper: 10)")
-    optim.add_argument(
-        "--lr",
-        type=utils.positive_float,
-        default=None,
-        help="Adam learning rate of G and critic (default 1e-4 MNIST, 2e-4 ResNet)",
-    )
-    optim.add_argument("--beta1", type=float, default=None, help="Adam beta1 (default 0.5 MNIST, 0 ResNet)")
-    optim.add_argument("--beta2", type=float, default=0.9, help="Adam beta2 (paper: 0.9)")
-    optim.add_argument(
-        "--lr-decay",
-        default=None,
-        choices=["none", "linear"],
-        help="linear: the learning rate falls to 0 at the last step (default for the ResNet; none for MNIST)",
-    )
-
-    run = utils.add_run_flags(
-        p,
-        SCRIPT,
-        step="generator steps",
-        distributed=True,
-        amp_help="bfloat16 autocast for the forward passes; the gradient penalty stays in fp32",
-        compile_help="torch.compile G; the critic stays eager, since the penalty's double backward cannot be compiled",
-    )
-    run.add_argument("--sample-size", type=utils.positive_int, default=100, help="images in each per-epoch grid")
-    return p
-
-
-# flags that may change when a run is resumed; everything else must match the checkpoint
-RESUMABLE = {
-    "epochs",
-    "steps",
-    "device",
-    "amp",
-    "compile",
-    "data_root",
-    "image_folder",
-    "workers",
-    "save_every",
-    "log_every",
-    "sync_bn",
+# The values both experiments share. paper_config (below) adds one experiment's PRESETS; the run's flags default
+# to these, and a run's config is paper_config with its flags applied.
+HPARAMS = dict(
+    z_dim=128,  # z ~ N(0, I) of 128 in both of the authors' scripts
+    n_critic=5,  # critic steps per generator step (CRITIC_ITERS, N_CRITIC)
+    gp_lambda=10.0,  # weight of the gradient penalty (LAMBDA)
+    beta2=0.9,  # Adam's beta2 in both
+    critic_norm="none",  # no normalisation in the critic; "layer" is the paper's suggestion in place of batch norm
+)
+# Each experiment's own values, from the authors' script for it; a flag left unset takes these.
+PRESETS = {
+    "mnist": dict(  # gan_mnist.py
+        width=64,  # DIM: channels of the critic's first conv and of G's last up-conv
+        batch_size=50,  # BATCH_SIZE: images per critic step
+        g_batch_multiple=1,  # G's steps use one critic batch's worth of samples
+        lr=1e-4,  # Adam(learning_rate=1e-4, beta1=0.5, beta2=0.9)
+        beta1=0.5,
+        steps=200_000,  # ITERS: generator steps
+        lr_decay="none",
+        channels=1,
+        image_size=28,
+        value_range=(0.0, 1.0),  # G ends in a sigmoid; data are scaled to match
+    ),
+    "resnet": dict(  # gan_cifar_resnet.py
+        width=128,  # DIM_G = DIM_D: the filters of every residual block
+        batch_size=64,  # BATCH_SIZE: images per critic step
+        g_batch_multiple=2,  # GEN_BS_MULTIPLE: G's steps use 2 x 64 = 128 samples
+        lr=2e-4,  # LR, in Adam(beta1=0., beta2=0.9)
+        beta1=0.0,
+        steps=100_000,  # ITERS: generator steps
+        lr_decay="linear",  # DECAY: the learning rate falls linearly to 0 at the last step
+        channels=3,
+        image_size=32,
+        value_range=(-1.0, 1.0),  # G ends in tanh; data are scaled to match
+    ),
 }
+
+
+def paper_config(arch, **changes):
+    """A config complete for the builders, the optimizers and the training step: the shared HPARAMS,
+    then experiment `arch`'s PRESETS, then `changes` (a seed; a run's flags). G's batch is
+    g_batch_multiple critic batches, unless `changes` set g_batch_size itself."""
+    cfg = {**HPARAMS, "arch": arch, **PRESETS[arch], **changes}
+    cfg["g_batch_size"] = cfg.get("g_batch_size") or cfg["g_batch_multiple"] * cfg["batch_size"]
+    return cfg
 
 
 # --------------------------------------------------------------------------- models: MNIST (gan_mnist.py)
@@ -189,18 +104,17 @@ def critic_norm(channels, kind):
 
 class MNISTGenerator(nn.Module):
     """z -> FC 4x4x4d, ReLU -> 5x5 up-conv 2d /2, ReLU, crop 8x8 to 7x7 -> 5x5 up-conv d /2, ReLU
-    -> 5x5 up-conv 1 /2 -> sigmoid (pixels in [0, 1]). d = --width, 64 in the paper. No batch norm."""
+    -> 5x5 up-conv 1 /2 -> sigmoid (pixels in [0, 1]). d = width, 64 in the paper. No batch norm."""
 
     def __init__(self, z_dim, width):
         super().__init__()
-        self.fc = nn.Sequential(nn.Linear(z_dim, 4 * 4 * 4 * width), nn.ReLU(True), nn.Unflatten(1, (4 * width, 4, 4)))
-        self.up1 = nn.Sequential(
-            nn.ConvTranspose2d(4 * width, 2 * width, 5, 2, 2, output_padding=1), nn.ReLU(True)
-        )  # 8x8
-        self.up2 = nn.Sequential(
-            nn.ConvTranspose2d(2 * width, width, 5, 2, 2, output_padding=1), nn.ReLU(True)
-        )  # 14x14
-        self.out = nn.Sequential(nn.ConvTranspose2d(width, 1, 5, 2, 2, output_padding=1), nn.Sigmoid())  # 28x28
+        d = width
+        # fmt: off
+        self.fc = nn.Sequential(nn.Linear(z_dim, 4 * 4 * 4 * d), nn.ReLU(), nn.Unflatten(1, (4 * d, 4, 4)))
+        self.up1 = nn.Sequential(nn.ConvTranspose2d(4 * d, 2 * d, 5, 2, 2, output_padding=1), nn.ReLU())  # 2d x 8 x 8
+        self.up2 = nn.Sequential(nn.ConvTranspose2d(2 * d, d, 5, 2, 2, output_padding=1), nn.ReLU())      # d x 14 x 14
+        self.out = nn.Sequential(nn.ConvTranspose2d(d, 1, 5, 2, 2, output_padding=1), nn.Sigmoid())       # 1 x 28 x 28
+        # fmt: on
 
     def forward(self, z):
         return self.out(self.up2(self.up1(self.fc(z))[:, :, :7, :7]))  # 7 = 28 / 4: two more doublings reach 28
@@ -211,18 +125,16 @@ class MNISTCritic(nn.Module):
 
     def __init__(self, width, norm):
         super().__init__()
+        d = width
+        # fmt: off
         self.net = nn.Sequential(
-            nn.Conv2d(1, width, 5, 2, 2),
-            nn.LeakyReLU(0.2),  # 14x14
-            nn.Conv2d(width, 2 * width, 5, 2, 2),
-            critic_norm(2 * width, norm),
-            nn.LeakyReLU(0.2),  # 7x7
-            nn.Conv2d(2 * width, 4 * width, 5, 2, 2),
-            critic_norm(4 * width, norm),
-            nn.LeakyReLU(0.2),  # 4x4
+            nn.Conv2d(1, d, 5, 2, 2), nn.LeakyReLU(0.2),                                         # d x 14 x 14
+            nn.Conv2d(d, 2 * d, 5, 2, 2), critic_norm(2 * d, norm), nn.LeakyReLU(0.2),           # 2d x 7 x 7
+            nn.Conv2d(2 * d, 4 * d, 5, 2, 2), critic_norm(4 * d, norm), nn.LeakyReLU(0.2),       # 4d x 4 x 4
             nn.Flatten(),
-            nn.Linear(4 * 4 * 4 * width, 1),
+            nn.Linear(4 * 4 * 4 * d, 1),
         )
+        # fmt: on
 
     def forward(self, x):
         return self.net(x).view(-1)
@@ -254,19 +166,16 @@ class DownSample(nn.Module):
 
 
 class GeneratorBlock(nn.Module):
-    """BN, ReLU, up-sample, 3x3 conv, BN, ReLU, 3x3 conv; shortcut: up-sample, 1x1 conv."""
+    """BN, ReLU, up-sample, 3x3 conv, BN, ReLU, 3x3 conv; shortcut: up-sample, 1x1 conv. Doubles the side."""
 
     def __init__(self, ch):
         super().__init__()
+        # fmt: off
         self.main = nn.Sequential(
-            nn.BatchNorm2d(ch),
-            nn.ReLU(),
-            UpSample(),
-            nn.Conv2d(ch, ch, 3, 1, 1),
-            nn.BatchNorm2d(ch),
-            nn.ReLU(),
-            nn.Conv2d(ch, ch, 3, 1, 1),
+            nn.BatchNorm2d(ch), nn.ReLU(), UpSample(), nn.Conv2d(ch, ch, 3, 1, 1),  # ch x 2s x 2s
+            nn.BatchNorm2d(ch), nn.ReLU(), nn.Conv2d(ch, ch, 3, 1, 1),
         )
+        # fmt: on
         self.shortcut = nn.Sequential(UpSample(), nn.Conv2d(ch, ch, 1))
 
     def forward(self, x):
@@ -279,15 +188,13 @@ class CriticBlock(nn.Module):
 
     def __init__(self, ch, down, norm):
         super().__init__()
+        # fmt: off
         self.main = nn.Sequential(
-            critic_norm(ch, norm),
-            nn.ReLU(),
-            nn.Conv2d(ch, ch, 3, 1, 1),
-            critic_norm(ch, norm),
-            nn.ReLU(),
-            nn.Conv2d(ch, ch, 3, 1, 1),
-            DownSample() if down else nn.Identity(),
+            critic_norm(ch, norm), nn.ReLU(), nn.Conv2d(ch, ch, 3, 1, 1),
+            critic_norm(ch, norm), nn.ReLU(), nn.Conv2d(ch, ch, 3, 1, 1),
+            DownSample() if down else nn.Identity(),  # ch x s/2 x s/2, or ch x s x s
         )
+        # fmt: on
         self.shortcut = nn.Sequential(nn.Conv2d(ch, ch, 1), DownSample()) if down else nn.Identity()
 
     def forward(self, x):
@@ -311,17 +218,15 @@ class ResNetGenerator(nn.Module):
 
     def __init__(self, z_dim, ch, channels):
         super().__init__()
+        # fmt: off
         self.net = nn.Sequential(
-            nn.Linear(z_dim, 4 * 4 * ch),
-            nn.Unflatten(1, (ch, 4, 4)),
-            GeneratorBlock(ch),
-            GeneratorBlock(ch),
-            GeneratorBlock(ch),
-            nn.BatchNorm2d(ch),
-            nn.ReLU(),
-            nn.Conv2d(ch, channels, 3, 1, 1),
-            nn.Tanh(),
+            nn.Linear(z_dim, 4 * 4 * ch), nn.Unflatten(1, (ch, 4, 4)),  # ch x 4 x 4
+            GeneratorBlock(ch),                                          # ch x 8 x 8
+            GeneratorBlock(ch),                                          # ch x 16 x 16
+            GeneratorBlock(ch),                                          # ch x 32 x 32
+            nn.BatchNorm2d(ch), nn.ReLU(), nn.Conv2d(ch, channels, 3, 1, 1), nn.Tanh(),  # channels x 32 x 32
         )
+        # fmt: on
 
     def forward(self, z):
         return self.net(z)
@@ -333,13 +238,15 @@ class ResNetCritic(nn.Module):
 
     def __init__(self, ch, channels, norm):
         super().__init__()
+        # fmt: off
         self.blocks = nn.Sequential(
-            CriticFirstBlock(channels, ch),
-            CriticBlock(ch, True, norm),
-            CriticBlock(ch, False, norm),
-            CriticBlock(ch, False, norm),
+            CriticFirstBlock(channels, ch),   # ch x 16 x 16
+            CriticBlock(ch, True, norm),      # ch x 8 x 8
+            CriticBlock(ch, False, norm),     # ch x 8 x 8
+            CriticBlock(ch, False, norm),     # ch x 8 x 8
             nn.ReLU(),
         )
+        # fmt: on
         self.out = nn.Linear(ch, 1)
 
     def forward(self, x):
@@ -347,7 +254,7 @@ class ResNetCritic(nn.Module):
 
 
 def build_generator(cfg):
-    """G for a run's config (a dict of the flags); the sampler rebuilds G through this."""
+    """G for a config (paper_config, or a run's); the sampler rebuilds G through this."""
     if cfg["arch"] == "mnist":
         return MNISTGenerator(cfg["z_dim"], cfg["width"])
     return ResNetGenerator(cfg["z_dim"], cfg["width"], cfg["channels"])
@@ -359,49 +266,53 @@ def build_critic(cfg):
     return ResNetCritic(cfg["width"], cfg["channels"], cfg["critic_norm"])
 
 
+def build_optimizers(cfg, G, D):
+    """Adam for G and for the critic, with the experiment's learning rate and betas. fused: one
+    kernel per step instead of a loop of small ops."""
+    betas = (cfg["beta1"], cfg["beta2"])
+    return (
+        torch.optim.Adam(G.parameters(), lr=cfg["lr"], betas=betas, fused=True),
+        torch.optim.Adam(D.parameters(), lr=cfg["lr"], betas=betas, fused=True),
+    )
+
+
+def learning_rate(cfg, step, total_steps):
+    """The authors' schedule: constant, or falling linearly from lr to 0 at the run's last step."""
+    return cfg["lr"] * (1 - step / total_steps) if cfg["lr_decay"] == "linear" else cfg["lr"]
+
+
 def sample_noise(cfg, n, device="cpu", generator=None):
     """n noise vectors z ~ N(0, I), shaped (n, z_dim)."""
     return torch.randn(n, cfg["z_dim"], device=device, generator=generator)
 
 
 # --------------------------------------------------------------------------- data
-def load_data(cfg, device):
-    """The training images: one uint8 tensor on `device` for small data sets, else an ImageFolder at 32x32."""
-    if cfg["dataset"] == "folder":
-        return utils.load_image_folder(cfg["image_folder"], 32, 3)
-    if cfg["dataset"] == "cifar10":
-        return utils.load_cifar10(cfg["data_root"]).to(device)
-    return utils.load_mnist_range(cfg, "train_range", device)[0]
-
-
-def epoch_batches(data, cfg, epoch, start_step, device, ddp=utils.Distributed()):
+def epoch_batches(data, cfg, epoch, start_step, device, rank=0, world=1):
     """Yield one epoch as groups of n_critic batches, one group per generator step, shaped
     (n_critic, batch, C, H, W), in G's value range, on `device`, from group `start_step` on.
 
-    The order is a permutation seeded by (seed, epoch), so a resumed run sees the very batches
-    the interrupted run would have. The last incomplete group is dropped. Under torchrun each
-    process yields its share of every batch.
+    `data` is a uint8 tensor (N, C, H, W) (batches are gathered from it by index), or an image
+    Dataset in [-1, 1] read by a DataLoader. The order is a permutation seeded by (seed, epoch),
+    so a resumed run sees the very batches the interrupted run would have; the last incomplete
+    group is dropped. Under torchrun, process `rank` of `world` takes the rank-th slice of every batch.
     """
-    per_step = cfg["n_critic"] * cfg["batch_size"]
+    per_step, bs = cfg["n_critic"] * cfg["batch_size"], cfg["batch_size"]
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
-    order = utils.shard(order[start_step * per_step : len(data) // per_step * per_step], cfg["batch_size"], ddp)
-    per_step, batch = per_step // ddp.world, cfg["batch_size"] // ddp.world
+    order = order[start_step * per_step : len(data) // per_step * per_step]
+    order = order.view(-1, world, bs // world)[:, rank].reshape(-1)  # this process's share of each batch
+    per_step, bs = per_step // world, bs // world
     lo, hi = cfg["value_range"]
     if isinstance(data, torch.Tensor):
         for idx in order.to(device).split(per_step):
             images = data[idx].float().mul_((hi - lo) / 255).add_(lo)
-            yield images.view(cfg["n_critic"], batch, *images.shape[1:])
-    else:  # an ImageFolder, already in [-1, 1]
+            yield images.view(cfg["n_critic"], bs, *images.shape[1:])
+    else:
         loader = torch.utils.data.DataLoader(
-            data,
-            batch_size=per_step,
-            sampler=order.tolist(),
-            num_workers=cfg["workers"],
-            pin_memory=device.type == "cuda",
-            persistent_workers=False,
-        )
+            data, batch_size=per_step, sampler=order.tolist(), num_workers=cfg["workers"],
+            pin_memory=device.type == "cuda", persistent_workers=False,
+        )  # fmt: skip
         for images, _ in loader:
-            yield images.to(device, non_blocking=True).view(cfg["n_critic"], batch, *images.shape[1:])
+            yield images.to(device, non_blocking=True).view(cfg["n_critic"], bs, *images.shape[1:])
 
 
 # --------------------------------------------------------------------------- training step
@@ -421,16 +332,18 @@ def gradient_penalty(D, real, fake):
         return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
-def train_step(G, D, opt_g, opt_d, reals, cfg, g_batch_size):
+def train_step(G, D, opt_g, opt_d, reals, cfg, g_batch_size, amp=False):
     """n_critic critic updates, one per batch of `reals` (n_critic, batch, C, H, W), then one G
-    update on g_batch_size samples. Returns detached [critic loss, G loss, Wasserstein estimate,
-    penalty], the critic's values averaged over its updates. Under torchrun D's three forward
-    passes (real, fake, the penalty's interpolates) feed one backward, whose gradients DDP
-    averages, the penalty's double backward included."""
+    update on g_batch_size samples; amp: bfloat16 autocast for the forward passes. Returns detached
+    [critic loss, G loss, Wasserstein estimate, penalty], the critic's values averaged over its
+    updates. Under torchrun D is wrapped in DistributedDataParallel: its three forward passes (real,
+    fake, the penalty's interpolates) feed one backward, whose gradients DDP averages, the
+    penalty's double backward included."""
     device = reals.device
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg["amp"])
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
     critic_stats = torch.zeros(3, device=device)
     for real in reals:
+        # (1) critic: minimise E[D(G(z))] - E[D(x)] + lambda E[(||grad D(x_hat)||_2 - 1)^2]
         with torch.no_grad(), autocast:
             fake = G(sample_noise(cfg, real.shape[0], device))  # the critic's step trains the critic only
         with autocast:
@@ -442,9 +355,11 @@ def train_step(G, D, opt_g, opt_d, reals, cfg, g_batch_size):
         opt_d.zero_grad(set_to_none=True)
         critic_stats += torch.stack([d_loss, d_real - d_fake, penalty]).detach()
 
+    # (2) G: minimise -E[D(G(z))]
     D.requires_grad_(False)  # G's step needs gradients w.r.t. the images, not the critic's weights
+    raw_D = D.module if isinstance(D, DDP) else D  # outside DDP: there are no critic gradients to average here
     with autocast:
-        g_loss = -utils.unwrap(D)(G(sample_noise(cfg, g_batch_size, device))).float().mean()  # no D grads to average
+        g_loss = -raw_D(G(sample_noise(cfg, g_batch_size, device))).float().mean()
     g_loss.backward()
     opt_g.step()
     opt_g.zero_grad(set_to_none=True)
@@ -454,35 +369,138 @@ def train_step(G, D, opt_g, opt_d, reals, cfg, g_batch_size):
     return torch.stack([d_loss, g_loss.detach(), wasserstein, penalty])
 
 
-def learning_rate(cfg, step, total_steps):
-    """The authors' schedule: constant, or falling linearly from --lr to 0 at the run's last step."""
-    return cfg["lr"] * (1 - step / total_steps) if cfg["lr_decay"] == "linear" else cfg["lr"]
-
-
 @torch.no_grad()
 def save_samples(G, fixed_noise, path, value_range, nrow=10):
+    """One PNG grid of G(fixed_noise): the same z every epoch, so the grids show G's progress."""
     G.eval()  # batch norm uses its running statistics, so a grid does not depend on its batch
-    utils.save_grid(G(fixed_noise), path, nrow=nrow, value_range=value_range)
+    save_image(G(fixed_noise).float().cpu(), path, nrow=nrow, normalize=True, value_range=value_range)
     G.train()
 
 
-def images_per_step(cfg):
-    """Images one train_step handles: real ones the critic reads, generated ones G makes (for benchmarks)."""
-    return {
-        "real": cfg["n_critic"] * cfg["batch_size"],
-        "generated": cfg["n_critic"] * cfg["batch_size"] + cfg["g_batch_size"],
-    }
+# ==== the run: flags, resume, torchrun, outputs (utils.py) ==============================================
+import utils  # noqa: E402
+
+SCRIPT = "wgan_gp"
+LOSS_COLUMNS = [
+    "d_loss",
+    "g_loss",
+    "wasserstein",
+    "penalty",
+]  # what train_step returns; losses.csv adds lr, images_per_s
+STATUS = (
+    "critic {d_loss:.3f} G {g_loss:.3f} W {wasserstein:.3f} GP {penalty:.3f} lr {lr:.2g}"  # the progress bar's text
+)
+PLOTS = {  # losses.png's panels
+    "losses": ["d_loss", "g_loss"],
+    "the critic's estimate": ["wasserstein", "penalty"],
+    "learning rate": ["lr"],
+}
 
 
-# --------------------------------------------------------------------------- main
+def build_parser():
+    p = utils.ArgumentParser(
+        description="WGAN-GP (Gulrajani et al. 2017) on MNIST, Fashion-MNIST, CIFAR-10 or a folder."
+    )
+    h, mnist, resnet = HPARAMS, PRESETS["mnist"], PRESETS["resnet"]
+
+    def per_experiment(name):  # the help of a flag whose default is its experiment's
+        return f"(default: {mnist[name]} for the MNIST nets, {resnet[name]} for the ResNets)"
+
+    data = p.add_argument_group("data")
+    data.add_argument(
+        "--dataset",
+        default="mnist",
+        choices=["mnist", "fashion-mnist", "cifar10", "folder"],
+        help="28x28 grey data train the MNIST nets, 32x32 RGB data the ResNets; "
+        "mnist/fashion-mnist/cifar10 are downloaded into --data-root if missing",
+    )
+    data.add_argument("--data-root", default="./data", help="where torchvision data sets live or are downloaded to")
+    data.add_argument(
+        "--train-range",
+        type=utils.data_range,
+        help="with mnist/fashion-mnist: the images trained on, e.g. test:0:8000 so that test:8000:10000 "
+        "stays held out for sampler.py score (default: the whole training file)",
+    )
+    data.add_argument("--image-folder", help="with --dataset folder: a folder of images, resized to 32x32")
+    data.add_argument("--workers", type=int, default=4, help="DataLoader worker processes for --dataset folder")
+
+    model = p.add_argument_group("model")
+    model.add_argument(
+        "--z-dim", type=utils.positive_int, default=h["z_dim"], help="size of the noise vector z ~ N(0, I)"
+    )
+    model.add_argument(
+        "--width",
+        type=utils.positive_int,
+        help=f"the nets' base width: the MNIST nets' DIM, the ResNets' filters {per_experiment('width')}",
+    )
+    model.add_argument(
+        "--critic-norm",
+        default=h["critic_norm"],
+        choices=["none", "layer"],
+        help="normalisation in the critic: none (the paper's default) or layer norm, which the paper "
+        "suggests in place of batch norm (batch norm would couple the samples of a batch)",
+    )
+
+    optim = p.add_argument_group("optimisation")
+    optim.add_argument(
+        "--steps",
+        type=utils.positive_int,
+        help=f"generator steps in all, as the paper counts {per_experiment('steps')}",
+    )
+    optim.add_argument(
+        "--epochs",
+        type=utils.positive_int,
+        help="or stop after this many passes over the data, if sooner (one step uses n-critic batches)",
+    )
+    optim.add_argument(
+        "--batch-size",
+        type=utils.positive_int,
+        help="images per critic step; under torchrun the global batch, split evenly over the processes "
+        + per_experiment("batch_size"),
+    )
+    optim.add_argument(
+        "--g-batch-size",
+        type=utils.positive_int,
+        help="samples per generator step; global under torchrun (default: the batch size for the MNIST nets, "
+        f"{resnet['g_batch_multiple']} times it for the ResNets)",
+    )
+    optim.add_argument(
+        "--n-critic", type=utils.positive_int, default=h["n_critic"], help="critic steps per generator step"
+    )
+    optim.add_argument("--gp-lambda", type=float, default=h["gp_lambda"], help="weight of the gradient penalty")
+    optim.add_argument(
+        "--lr", type=utils.positive_float, help="Adam learning rate of G and critic " + per_experiment("lr")
+    )
+    optim.add_argument("--beta1", type=float, help="Adam beta1 " + per_experiment("beta1"))
+    optim.add_argument("--beta2", type=float, default=h["beta2"], help="Adam beta2")
+    optim.add_argument(
+        "--lr-decay",
+        choices=["none", "linear"],
+        help="linear: the learning rate falls to 0 at the last step " + per_experiment("lr_decay"),
+    )
+
+    run = utils.add_run_flags(
+        p,
+        SCRIPT,
+        step="generator steps",
+        distributed=True,
+        amp_help="bfloat16 autocast for the forward passes; the gradient penalty stays in fp32",
+        compile_help="torch.compile G; the critic stays eager, since the penalty's double backward cannot be compiled",
+    )
+    run.add_argument("--sample-size", type=utils.positive_int, default=100, help="images in each per-epoch grid")
+    return p
+
+
+# flags that may change when a run is resumed; everything else must match the checkpoint
+RESUMABLE = utils.RESUMABLE_RUN_FLAGS | {"epochs", "steps", "data_root", "image_folder", "workers"}
+
+
 def configure(cfg):
-    """Fill the flags left unset with the authors' values for the architecture the data call for."""
-    cfg["arch"] = "mnist" if cfg["dataset"] in utils.MNIST_FAMILY else "resnet"
-    for name, value in PRESETS[cfg["arch"]].items():
-        cfg[name] = value if cfg[name] is None else cfg[name]
-    cfg["g_batch_size"] = cfg["g_batch_size"] or G_BATCH_MULTIPLE[cfg["arch"]] * cfg["batch_size"]
-    cfg["channels"], cfg["image_size"] = (1, 28) if cfg["arch"] == "mnist" else (3, 32)
-    cfg["value_range"] = (0.0, 1.0) if cfg["arch"] == "mnist" else (-1.0, 1.0)  # sigmoid or tanh output
+    """A new run's config: its flags, those left unset (None) taken from the paper's values for
+    the experiment the data call for (the MNIST nets for 28x28 grey, else the ResNets)."""
+    arch = "mnist" if cfg["dataset"] in utils.MNIST_FAMILY else "resnet"
+    flags_set = {name: value for name, value in cfg.items() if value is not None}
+    return cfg | paper_config(arch, **flags_set)
 
 
 def check_flags(cfg):
@@ -497,26 +515,41 @@ def check_flags(cfg):
         utils.die(f"--train-range picks images of mnist or fashion-mnist, not of --dataset {cfg['dataset']}")
 
 
+def load_data(cfg, device):
+    """The training images: one uint8 tensor on `device` for small data sets, else an ImageFolder at 32x32."""
+    if cfg["dataset"] == "folder":
+        return utils.load_image_folder(cfg["image_folder"], 32, 3)
+    if cfg["dataset"] == "cifar10":
+        return utils.load_cifar10(cfg["data_root"]).to(device)
+    return utils.load_mnist_range(cfg, "train_range", device)[0]
+
+
+def images_per_step(cfg):
+    """Images one train_step handles: real ones the critic reads, generated ones G makes (for benchmarks)."""
+    return {
+        "real": cfg["n_critic"] * cfg["batch_size"],
+        "generated": cfg["n_critic"] * cfg["batch_size"] + cfg["g_batch_size"],
+    }
+
+
 @utils.one_line_errors
 def main(argv=None):
     cfg, ckpt = utils.parse_config(build_parser, argv, SCRIPT, RESUMABLE)
-    if not ckpt:
-        configure(cfg)
+    cfg = cfg if ckpt else configure(cfg)  # a new run: the flags left unset take the paper's values
     check_flags(cfg)
-    ddp = utils.setup_distributed(cfg)  # under torchrun: this process's rank; plainly: rank 0 of 1
-    device = utils.setup_device(cfg, ddp)
+    ddp = utils.setup_distributed(cfg)  # under torchrun: this process's rank and GPU; plainly: rank 0 of 1
+    device = utils.pick_device(cfg["device"], ddp)
+    utils.seed_everything(cfg["seed"] + ddp.rank)  # each rank its own noise; DDP gives all rank 0's weights
+    utils.fast_cuda_kernels()  # cuDNN benchmarks its convolutions once per shape; TF32 matmuls
     data = load_data(cfg, device)
     steps_per_epoch = len(data) // (cfg["n_critic"] * cfg["batch_size"])
     if steps_per_epoch == 0:
-        utils.die(
-            f"--n-critic x --batch-size = {cfg['n_critic'] * cfg['batch_size']} "
-            f"is more than the data set ({len(data)} images)"
-        )
+        utils.die(f"--n-critic x --batch-size = {cfg['n_critic'] * cfg['batch_size']} "
+                  f"is more than the data set ({len(data)} images)")  # fmt: skip
     G, D = utils.build_models(cfg, device, build_generator, build_critic)
     run_dir = utils.make_run_dir(SCRIPT, cfg, ddp=ddp)  # only once flags, data and models are good
 
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), fused=True)
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), fused=True)
+    opt_g, opt_d = build_optimizers(cfg, G, D)
     models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, generator steps done in it and in all
@@ -524,50 +557,31 @@ def main(argv=None):
         utils.restore_training_state(ckpt, models, optimizers, ddp)
         fixed_noise = ckpt["fixed_noise"].to(device)
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
-    # the critic stays eager: the penalty's double backward cannot be compiled
-    G_train, D_train = utils.distribute(ddp, *utils.compile_models(cfg["compile"], G), D, sync_bn=cfg["sync_bn"])
+    # compiled G shares G's parameters, which checkpoints save; the penalty's double backward keeps the critic eager
+    G_train = torch.compile(G, mode=cfg["compile"]) if cfg["compile"] else G
+    G_train, D_train = utils.distribute(ddp, G_train, D, sync_bn=cfg["sync_bn"])
     total_steps = min(cfg["steps"], (cfg["epochs"] or math.inf) * steps_per_epoch)
-    log = utils.TrainingLog(
-        run_dir,
-        LOSS_COLUMNS,
-        every=cfg["log_every"],
-        images_per_step=images_per_step(cfg)["real"],
-        total_steps=total_steps,
-        step=step,
-        resumed=ckpt is not None,
-        status=STATUS,
-        extra_columns=["lr"],
-        extra=lambda: {"lr": opt_d.param_groups[0]["lr"]},
-        ddp=ddp,
-    )
+    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, status=STATUS, plots=PLOTS, every=cfg["log_every"],
+                            images_per_step=images_per_step(cfg)["real"], total_steps=total_steps, step=step,
+                            resumed=ckpt is not None, extra_columns=["lr"],
+                            extra=lambda: {"lr": opt_d.param_groups[0]["lr"]}, ddp=ddp)  # fmt: skip
 
     def checkpoint(name):  # every process calls it; rank 0 writes
         path = run_dir / "checkpoints" / name
-        utils.save_training_state(
-            path,
-            SCRIPT,
-            cfg,
-            models,
-            optimizers,
-            ddp=ddp,
-            epoch=epoch,
-            epoch_step=epoch_step,
-            step=step,
-            fixed_noise=fixed_noise,
-        )
+        progress = dict(epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, ddp=ddp, **progress)
         return path
 
-    ddp.print(
-        f"wgan_gp: {len(data)} {cfg['dataset']} images, {cfg['arch']} nets, on {device}"
-        f"{f' x {ddp.world} processes' if ddp.torchrun else ''}; {steps_per_epoch} "
-        f"generator steps/epoch ({cfg['n_critic']} critic steps each), {total_steps} in all; writing to {run_dir}"
-    )
+    ddp.print(f"wgan_gp: {len(data)} {cfg['dataset']} images, {cfg['arch']} nets, on {device}"
+              f"{f' x {ddp.world} processes' if ddp.torchrun else ''}; {steps_per_epoch} generator steps/epoch "
+              f"({cfg['n_critic']} critic steps each), {total_steps} in all; writing to {run_dir}")  # fmt: skip
     with utils.save_on_interrupt(log, lambda: checkpoint("last.pt")):
         while step < total_steps:
-            for reals in epoch_batches(data, cfg, epoch, epoch_step, device, ddp):
+            for reals in epoch_batches(data, cfg, epoch, epoch_step, device, ddp.rank, ddp.world):
                 for opt in (opt_g, opt_d):
                     opt.param_groups[0]["lr"] = learning_rate(cfg, step, total_steps)
-                metrics = train_step(G_train, D_train, opt_g, opt_d, reals, cfg, cfg["g_batch_size"] // ddp.world)
+                g_share = cfg["g_batch_size"] // ddp.world  # G's batch is global, as the critic's
+                metrics = train_step(G_train, D_train, opt_g, opt_d, reals, cfg, g_share, cfg["amp"])
                 step, epoch_step = step + 1, epoch_step + 1
                 log.add(metrics, step, epoch)
                 if step >= total_steps:
@@ -576,16 +590,14 @@ def main(argv=None):
             if ddp.main:
                 save_samples(G, fixed_noise, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png", cfg["value_range"])
                 utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
-                log.plot(["wasserstein", "penalty"])
+                log.plot()
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first group
                 epoch, epoch_step = epoch + 1, 0
                 if epoch % cfg["save_every"] == 0:
                     checkpoint(f"epoch_{epoch:03d}.pt")
             checkpoint("last.pt")
-    ddp.print(
-        f"done: {step} generator steps; {log.last_status}. Samples, progress.gif, losses.csv and "
-        f"checkpoints/last.pt in {run_dir}"
-    )
+    ddp.print(f"done: {step} generator steps; {log.last_status}. Samples, progress.gif, losses.csv and "
+              f"checkpoints/last.pt in {run_dir}")  # fmt: skip
     utils.end_distributed(ddp)
     return run_dir
 

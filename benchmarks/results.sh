@@ -76,7 +76,7 @@ for script in ("gan_mlp", "gan_maxout", "dcgan", "wgan_gp", "infogan", "bigan", 
         if script == "cyclegan":
             model = sampler.Model(str(ckpt), "cpu")
             a = model.script.score_sets(model.cfg, 10, model.device)["a2b"][0]
-            images = model.module("build_translator", "G")(model.to_model_range(sampler._fit(a, 32, 3)))[..., 2:-2, 2:-2]
+            images = model.module("build_translator", "G")(model.to_model_range(sampler.fit_to(a, 32, 3)))[..., 2:-2, 2:-2]
         else:
             model = sampler.Generator(str(ckpt), "cpu")
             images = model(model.noise(10, 0))

@@ -72,8 +72,8 @@ def dataloader_batches(dataset_name, data_root, workers):
         transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]),
     )
 
-    def epoch_batches(data, cfg, epoch, start_batch, device, ddp=None):
-        share = cfg["batch_size"] // (ddp.world if ddp else 1)  # under torchrun: this process's part of a batch
+    def epoch_batches(data, cfg, epoch, start_batch, device, rank=0, world=1):
+        share = cfg["batch_size"] // world  # under torchrun: this process's part of a batch
         loader = torch.utils.data.DataLoader(
             dataset,
             batch_size=share,

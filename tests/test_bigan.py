@@ -110,6 +110,24 @@ def test_one_step_writes_grids_and_probes(tmp_path, mnist_root, capsys):
     assert set(ckpt["models"]) == {"G", "E", "D"} and ckpt["cfg"]["weight_decay"] == 2.5e-5
 
 
+def test_no_range_flags_use_the_whole_files_of_a_small_data_root(tmp_path, mnist_root, capsys):
+    """Unset, --train-range and --eval-range are the whole training and test files, of any size:
+    the fixture's 320/64 images, far fewer than MNIST's 60,000/10,000, train with no range flags."""
+    out = tmp_path / "run"
+    flags = ["--batch-size", "16", "--hidden", "64", "--sample-size", "16", "--steps", "1"]
+    bigan.main(["--data-root", str(mnist_root), "--out", str(out), *flags])
+    printed = capsys.readouterr().out
+    assert "bigan: 320 mnist images (train:0:320)" in printed
+    assert "probes after 1 steps: fitted on mnist train:0:320, scored on mnist test:0:64" in printed
+    ckpt = out / "checkpoints" / "last.pt"
+    cfg = utils.load_checkpoint(ckpt, "bigan")["cfg"]
+    assert cfg["train_range"] is None and cfg["eval_range"] is None  # "the whole file", whatever file is there
+    assert len(bigan.main(["--eval-probe", "--ckpt", str(ckpt)])) == 8
+    assert "scored on mnist test:0:64" in capsys.readouterr().out
+    reconstructions = sampler.reconstruct(str(ckpt), n=8, out=str(tmp_path / "r.png"))  # the test file's first 8
+    assert Image.open(reconstructions).size == (2 + 16 * 30, 2 + 1 * 30)
+
+
 def test_resume_matches_uninterrupted_run(tmp_path, mnist_root):
     flags = ["--epochs", "2", "--constant-epochs", "1"]
     straight = run(tmp_path, mnist_root, *flags, "--steps", "26", name="straight")  # 20 steps an epoch

@@ -11,6 +11,7 @@ from PIL import Image
 
 import cyclegan
 import sampler
+import scores
 import utils
 
 TINY = [
@@ -80,6 +81,20 @@ def test_domains_come_from_disjoint_halves(mnist_root):
     assert torch.equal(a[:, :, 2:30, 2:30], images[:160]) and torch.equal(labels_b, labels[160:])
 
 
+def test_each_domain_is_batched_from_its_own_images_in_its_own_order():
+    a = torch.arange(8, dtype=torch.uint8).view(8, 1, 1, 1).expand(8, 1, 2, 2)  # image i of A is all i
+    b = (100 + torch.arange(8, dtype=torch.uint8)).view(8, 1, 1, 1).expand(8, 3, 2, 2)  # image i of B is all 100 + i
+    cfg = {"batch_size": 4, "seed": 0}
+    batches = list(cyclegan.epoch_batches([a, b], cfg, 0, 0, "cpu"))
+    index = lambda images: images[:, 0, 0, 0].add(1).mul(127.5).round().long()  # [-1, 1] back to the pixel value
+    order_a, order_b = (torch.cat([index(pair[k]) for pair in batches]) for k in range(2))
+    assert len(batches) == 2 and sorted(order_a.tolist()) == list(range(8))  # every A image once, and only A's
+    assert sorted(order_b.tolist()) == list(range(100, 108)) and not torch.equal(order_a + 100, order_b)  # no pairs
+    shares = [list(cyclegan.epoch_batches([a, b], cfg, 0, 0, "cpu", rank, 2)) for rank in range(2)]
+    for (a0, b0), (a1, b1), (whole_a, whole_b) in zip(*shares, batches):  # two processes' shares make each batch
+        assert torch.equal(torch.cat([a0, a1]), whole_a) and torch.equal(torch.cat([b0, b1]), whole_b)
+
+
 @pytest.mark.parametrize("norm", ["instance", "batch", "none"])
 def test_networks_shapes(norm):
     cfg = {"channels": 3, "ngf": 8, "ndf": 8, "n_blocks": 2, "d_layers": 2, "norm": norm}
@@ -130,6 +145,18 @@ def test_one_step_on_two_folders(tmp_path, image_folder, capsys):
     assert "cycle error" in printed and "G(a)" not in printed  # no labels, no digit scores
 
 
+def test_no_range_flags_train_on_the_whole_training_file_and_hold_out_the_whole_test_file(tmp_path, mnist_root, capsys):
+    out = tmp_path / "whole"
+    cyclegan.main(["--data-root", str(mnist_root), "--out", str(out), *TINY, "--steps", "1"])  # 320 train, 64 test
+    printed = capsys.readouterr().out
+    assert "cyclegan: mnist the whole training file: 160 grey / 160 coloured, 32x32" in printed
+    assert "held-out scores after 1 steps on mnist the whole test file (halves: A grey, B coloured)" in printed
+    (row,) = losses(out)
+    assert row["step"] == "1" and float(row["cycle"]) > 0
+    cyclegan.main(["--resume", str(out / "checkpoints" / "last.pt"), "--steps", "2"])  # the unset ranges resume
+    assert [row["step"] for row in losses(out)] == ["1", "2"]
+
+
 def test_resume_matches_uninterrupted_run(tmp_path, mnist_root):
     flags = ["--epochs", "2", "--decay-epochs", "1"]  # 40 steps an epoch; the pools fill at step 1
     straight = run(tmp_path, mnist_root, *flags, "--steps", "5", name="straight")
@@ -144,9 +171,9 @@ def test_resume_matches_uninterrupted_run(tmp_path, mnist_root):
 def test_eval_command(tmp_path, mnist_root, capsys):
     ckpt = run(tmp_path, mnist_root, "--steps", "1") / "checkpoints" / "last.pt"
     capsys.readouterr()
-    scores = cyclegan.main(["--eval", "--ckpt", str(ckpt), "--eval-range", "test:0:32", "--classifier-steps", "3"])
-    assert set(scores) == {"cycle_a", "cycle_b", "acc_g", "acc_f", "acc_real_a", "acc_real_b"}
-    assert 0 < scores["cycle_a"] < 1 and "test:0:32" in capsys.readouterr().out
+    result = cyclegan.main(["--eval", "--ckpt", str(ckpt), "--eval-range", "test:0:32", "--classifier-steps", "3"])
+    assert set(result) == {"cycle_a", "cycle_b", "acc_g", "acc_f", "acc_real_a", "acc_real_b"}
+    assert 0 < result["cycle_a"] < 1 and "test:0:32" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -164,6 +191,11 @@ def test_bad_flags_exit_with_one_line(tmp_path, mnist_root, flags, message):
         run(tmp_path, mnist_root, *flags, name="x")
     assert message in str(exc.value) and "\n" not in str(exc.value)
     assert not (tmp_path / "x").exists()
+
+
+def test_a_checkpoint_keeps_the_ranges_it_was_trained_with(ckpt, capsys):
+    cyclegan.main(["--eval", "--ckpt", ckpt, "--classifier-steps", "3"])  # no range flags: the saved ones
+    assert "steps on mnist test:0:64 (halves" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- sampler: translate
@@ -217,7 +249,7 @@ def test_as_digits_turns_either_polarity_back_into_light_on_dark():
 
 
 def test_score_translations_against_the_other_domain(ckpt, capsys):
-    scores = sampler._score_one(ckpt, n=16, batch_size=8, device="cpu")
+    result = scores.score_one(ckpt, n=16, batch_size=8, device="cpu")
     printed = capsys.readouterr().out
     assert (
         "a2b: 16 held-out images translated vs 54 training-file digits the score classifier never learned from, "
@@ -225,6 +257,6 @@ def test_score_translations_against_the_other_domain(ckpt, capsys):
     ) in printed  # the last 1/6 of 320
     for direction in ("a2b", "b2a"):
         for prefix in (f"{direction}_", f"{direction}_real_"):
-            assert scores[prefix + "classifier_fid"] >= 0 and 1 <= scores[prefix + "classifier_is"] <= 10
+            assert result[prefix + "classifier_fid"] >= 0 and 1 <= result[prefix + "classifier_is"] <= 10
     with pytest.raises(SystemExit, match="--images and --real are for generators"):
         sampler.score(ckpt, n=4, images="test:0:4")

@@ -2,9 +2,12 @@
 
 import csv
 import math
+import shutil
 
+import numpy as np
 import pytest
 import torch
+from conftest import write_idx
 from PIL import Image
 
 import gan_maxout
@@ -155,3 +158,39 @@ def test_bad_input_exits_with_one_line(tmp_path, mnist_root, flags, message):
     with pytest.raises(SystemExit) as exc:
         gan_maxout.main(["--data-root", str(mnist_root), "--out", str(tmp_path / "x"), *flags])
     assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+@pytest.fixture(scope="module")
+def ten_thousand_train_images(tmp_path_factory, mnist_root):
+    """A data root whose MNIST train file holds 10,000 (blank) images, not 60,000; its test file the fixture's 64."""
+    root = tmp_path_factory.mktemp("small_mnist")
+    raw = root / "MNIST" / "raw"
+    shutil.copytree(mnist_root / "MNIST" / "raw", raw)
+    write_idx(raw / "train-images-idx3-ubyte", np.zeros((10_000, 28, 28)))
+    write_idx(raw / "train-labels-idx1-ubyte", np.zeros(10_000))
+    return root
+
+
+def test_paper_ranges_on_a_smaller_file_name_the_flags_and_values_that_fit(tmp_path, ten_thousand_train_images, capsys):
+    root = str(ten_thousand_train_images)
+    with pytest.raises(SystemExit) as exc:
+        gan_maxout.main(["--data-root", root, "--out", str(tmp_path / "x")])
+    message = str(exc.value)
+    assert "\n" not in message and not (tmp_path / "x").exists()
+    assert message.startswith("error: --train-range train:0:50000 asks for more than the 10000 train images")
+    suggested = "--train-range train:0:7000 --valid-range train:7000:8000 --test-range train:8000:10000"
+    assert message.endswith(f"e.g. {suggested}")
+    tiny = ["--batch-size", "20", "--steps", "1", "--log-every", "1", "--sample-size", "16", "--g-hidden", "8"]
+    out = gan_maxout.main(["--data-root", root, "--out", str(tmp_path / "run"), *suggested.split(), *tiny])
+    assert (out / "checkpoints" / "last.pt").is_file() and "7000 mnist images (train:0:7000)" in capsys.readouterr().out
+
+
+def test_held_out_range_too_large_is_refused_before_training(tmp_path, ten_thousand_train_images):
+    """The test range is not read until the run is scored, where it can no longer change: it is checked first."""
+    flags = ["--data-root", str(ten_thousand_train_images), "--out", str(tmp_path / "x")]
+    with pytest.raises(SystemExit) as exc:
+        gan_maxout.main([*flags, "--train-range", "train:0:7000", "--valid-range", "train:7000:8000"])
+    message = str(exc.value)
+    assert message.startswith("error: --test-range test:0:10000 asks for more than the 64 test images")
+    assert "--train-range test:0:44 --valid-range test:44:51 --test-range test:51:64" in message
+    assert "\n" not in message and not (tmp_path / "x").exists()

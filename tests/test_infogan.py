@@ -99,6 +99,21 @@ def test_one_step_writes_grids_and_traversals(tmp_path, mnist_root, capsys):
     assert ckpt["fixed_noise"].shape == (10, 62) and ckpt["cfg"]["lr_g"] == 1e-3 and ckpt["cfg"]["lr_d"] == 2e-4
 
 
+def test_no_range_flags_use_the_whole_files_of_a_small_data_root(tmp_path, mnist_root, capsys):
+    """Unset, --train-range and --eval-range are the whole training and test files, of any size:
+    the fixture's 320/64 images, far fewer than MNIST's 60,000/10,000, train with no range flags."""
+    out = tmp_path / "run"
+    infogan.main(["--data-root", str(mnist_root), "--out", str(out), "--batch-size", "16", "--steps", "1"])
+    printed = capsys.readouterr().out
+    assert "infogan: 320 mnist images (train:0:320)" in printed
+    assert "categorical accuracy of Q on mnist test:0:64 after 1 steps" in printed
+    ckpt = out / "checkpoints" / "last.pt"
+    cfg = utils.load_checkpoint(ckpt, "infogan")["cfg"]
+    assert cfg["train_range"] is None and cfg["eval_range"] is None  # "the whole file", whatever file is there
+    assert 0 <= infogan.main(["--eval-accuracy", "--ckpt", str(ckpt)]) <= 1
+    assert "on mnist test:0:64" in capsys.readouterr().out
+
+
 def test_resume_matches_uninterrupted_run(tmp_path, mnist_root):
     straight = run(tmp_path, mnist_root, "--steps", "3", "--supervised", "20", name="straight")
     split = run(tmp_path, mnist_root, "--steps", "1", "--supervised", "20", name="split")

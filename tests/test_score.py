@@ -13,6 +13,7 @@ from conftest import write_idx
 
 import dcgan
 import sampler
+import scores
 import utils
 
 
@@ -45,42 +46,42 @@ def learnable_root(tmp_path_factory):
 
 # --------------------------------------------------------------------------- known answers
 def test_inception_score_known_answers():
-    assert utils.inception_score(torch.eye(10).repeat(3, 1).double()) == pytest.approx(10)  # sure, all classes
-    assert utils.inception_score(torch.eye(10)[[3] * 30].double()) == pytest.approx(1)  # sure, one class
-    assert utils.inception_score(torch.full((30, 10), 0.1).double()) == pytest.approx(1)  # unsure
+    assert scores.inception_score(torch.eye(10).repeat(3, 1).double()) == pytest.approx(10)  # sure, all classes
+    assert scores.inception_score(torch.eye(10)[[3] * 30].double()) == pytest.approx(1)  # sure, one class
+    assert scores.inception_score(torch.full((30, 10), 0.1).double()) == pytest.approx(1)  # unsure
 
 
 def test_frechet_distance_known_answers():
     a = {"mu": torch.zeros(3, dtype=torch.float64), "sigma": torch.diag(torch.tensor([1.0, 4.0, 9.0])).double()}
-    assert utils.frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+    assert scores.frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
     shifted = {"mu": torch.tensor([1.0, 2.0, 0.0]).double(), "sigma": a["sigma"]}
-    assert utils.frechet_distance(a, shifted) == pytest.approx(5)  # ||mu_a - mu_b||^2
+    assert scores.frechet_distance(a, shifted) == pytest.approx(5)  # ||mu_a - mu_b||^2
     other = {"mu": a["mu"], "sigma": torch.diag(torch.tensor([4.0, 1.0, 9.0])).double()}
-    assert utils.frechet_distance(a, other) == pytest.approx((1 - 2) ** 2 + (2 - 1) ** 2)  # sum (sqrt a - sqrt b)^2
+    assert scores.frechet_distance(a, other) == pytest.approx((1 - 2) ** 2 + (2 - 1) ** 2)  # sum (sqrt a - sqrt b)^2
 
 
 def test_class_histogram():
     probs = torch.eye(10)[[0, 0, 1, 9]].double()
-    assert utils.class_histogram(probs).tolist() == [0.5, 0.25] + [0.0] * 7 + [0.25]
+    assert scores.class_histogram(probs).tolist() == [0.5, 0.25] + [0.0] * 7 + [0.25]
 
 
 # --------------------------------------------------------------------------- the classifier space
 def test_classifier_is_trained_once_and_reads_real_digits(learnable_root, capsys):
-    classifier, accuracy = utils.score_classifier("mnist", learnable_root, "cpu")
+    classifier, accuracy = scores.score_classifier("mnist", learnable_root, "cpu")
     assert accuracy > 0.9 and "training the mnist score classifier" in capsys.readouterr().err
     assert (learnable_root / "scores" / "mnist_classifier.pt").exists()
-    again, same = utils.score_classifier("mnist", learnable_root, "cpu")
+    again, same = scores.score_classifier("mnist", learnable_root, "cpu")
     assert same == accuracy and capsys.readouterr().err == ""  # cached: not trained again
     held_out = utils.load_mnist_family("mnist", learnable_root, train=False)[0].unsqueeze(1).float() / 255
-    probs, features = utils.classifier_outputs(classifier, held_out)
-    assert utils.inception_score(probs) > 5 and features.shape == (200, 128)
+    probs, features = scores.classifier_outputs(classifier, held_out)
+    assert scores.inception_score(probs) > 5 and features.shape == (200, 128)
     constant = held_out[:1].expand(200, -1, -1, -1)
-    probs_c, features_c = utils.classifier_outputs(classifier, constant)
-    assert utils.inception_score(probs_c) == pytest.approx(1, abs=1e-6)
+    probs_c, features_c = scores.classifier_outputs(classifier, constant)
+    assert scores.inception_score(probs_c) == pytest.approx(1, abs=1e-6)
     train = utils.load_mnist_family("mnist", learnable_root, train=True)[0].unsqueeze(1).float() / 255
-    real = utils.feature_statistics(utils.classifier_outputs(classifier, train)[1])
-    near = utils.frechet_distance(utils.feature_statistics(features), real)
-    far = utils.frechet_distance(utils.feature_statistics(features_c + 1e-3 * torch.randn_like(features_c)), real)
+    real = scores.feature_statistics(scores.classifier_outputs(classifier, train)[1])
+    near = scores.frechet_distance(scores.feature_statistics(features), real)
+    far = scores.frechet_distance(scores.feature_statistics(features_c + 1e-3 * torch.randn_like(features_c)), real)
     assert far > 10 * near
 
 
@@ -118,10 +119,10 @@ def test_score_one_checkpoint(dcgan_run, capsys):
         )
         in printed
     )  # the last 1/6
-    scores = sampler._score_one(
+    result = scores.score_one(
         str(dcgan_run / "checkpoints" / "last.pt"), n=300, batch_size=100, device="cpu", quiet=True
     )
-    assert 1 <= scores["classifier_is"] <= 10 and scores["classifier_fid"] > 0 and 0 <= scores["classes_covered"] <= 10
+    assert 1 <= result["classifier_is"] <= 10 and result["classifier_fid"] > 0 and 0 <= result["classes_covered"] <= 10
 
 
 def test_score_a_folder_of_checkpoints(dcgan_run, tmp_path):
@@ -160,7 +161,7 @@ def test_score_refuses_what_it_cannot_measure(tmp_path, image_folder):
     with pytest.raises(SystemExit, match="--features must be classifier or inception"):
         sampler.score(rgb, n=10, features="vgg")
     with pytest.raises(SystemExit, match="a data range picks images of mnist, fashion-mnist or cifar10"):
-        sampler._score_images(sampler.Generator(rgb, "cpu"), "test:0:10", "--real")
+        scores._score_images(sampler.Generator(rgb, "cpu"), "test:0:10", "--real")
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no checkpoints"):
         sampler.score(str(tmp_path / "empty"))
@@ -168,11 +169,11 @@ def test_score_refuses_what_it_cannot_measure(tmp_path, image_folder):
 
 def test_real_images_scored_against_themselves(dcgan_run, capsys):
     ckpt = str(dcgan_run / "checkpoints" / "last.pt")
-    scores = sampler._score_one(ckpt, images="train:250:300", device="cpu", quiet=True)  # the reference itself
-    assert scores["classifier_fid"] == pytest.approx(0, abs=1e-3) and scores["class_kl"] == pytest.approx(0, abs=1e-9)
-    assert scores["classifier_is"] == pytest.approx(scores["real_classifier_is"])
-    held_out = sampler._score_one(ckpt, images="test:0:50", real="train:0:300", device="cpu", quiet=True)
-    assert held_out["classifier_fid"] > scores["classifier_fid"] + 1e-3
+    result = scores.score_one(ckpt, images="train:250:300", device="cpu", quiet=True)  # the reference itself
+    assert result["classifier_fid"] == pytest.approx(0, abs=1e-3) and result["class_kl"] == pytest.approx(0, abs=1e-9)
+    assert result["classifier_is"] == pytest.approx(result["real_classifier_is"])
+    held_out = scores.score_one(ckpt, images="test:0:50", real="train:0:300", device="cpu", quiet=True)
+    assert held_out["classifier_fid"] > result["classifier_fid"] + 1e-3
     with pytest.raises(SystemExit, match="--real test:0:999 asks for more than the 50 test images"):
         sampler.score(ckpt, n=10, real="test:0:999")
 
@@ -203,7 +204,7 @@ def random_inception(tmp_path_factory):
 def test_inception_space_on_random_weights(dcgan_run, random_inception, tmp_path, capsys):
     ckpt = str(dcgan_run / "checkpoints" / "last.pt")
     sampler.export(ckpt, n=12, out=str(tmp_path / "samples.npz"))
-    same = sampler._score_one(
+    same = scores.score_one(
         ckpt,
         features="inception",
         images=str(tmp_path / "samples.npz"),
@@ -216,7 +217,7 @@ def test_inception_space_on_random_weights(dcgan_run, random_inception, tmp_path
     assert same["inception_fid"] == pytest.approx(0, abs=1e-3) and same["inception_is"] >= 1 - 1e-6
     noise = tmp_path / "noise.npz"
     np.savez(noise, images=np.random.default_rng(0).integers(0, 256, (12, 28, 28), dtype=np.uint8))
-    apart = sampler._score_one(
+    apart = scores.score_one(
         ckpt,
         features="inception",
         images=str(noise),
@@ -231,7 +232,7 @@ def test_inception_space_on_random_weights(dcgan_run, random_inception, tmp_path
 def test_inception_weights_offline_or_foreign_give_one_line(dcgan_run, tmp_path, monkeypatch):
     ckpt = str(dcgan_run / "checkpoints" / "last.pt")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # an empty hub cache
-    monkeypatch.delenv(utils.INCEPTION_WEIGHTS_ENV, raising=False)
+    monkeypatch.delenv(scores.INCEPTION_WEIGHTS_ENV, raising=False)
     with pytest.raises(
         SystemExit,
         match=r"could not be fetched .*download https://\S+weights-inception-2015-12-05"
@@ -239,7 +240,7 @@ def test_inception_weights_offline_or_foreign_give_one_line(dcgan_run, tmp_path,
     ):
         sampler.score(ckpt, n=10, features="inception")
     torch.save({"not": torch.zeros(1)}, tmp_path / "foreign.pth")
-    monkeypatch.setenv(utils.INCEPTION_WEIGHTS_ENV, str(tmp_path / "foreign.pth"))
+    monkeypatch.setenv(scores.INCEPTION_WEIGHTS_ENV, str(tmp_path / "foreign.pth"))
     with pytest.raises(SystemExit, match="is not torch-fidelity's Inception weights"):
         sampler.score(ckpt, n=10, features="inception")
     with pytest.raises(SystemExit, match="no Inception weights file at"):

@@ -101,6 +101,24 @@ def test_resnet_shapes(critic_norm):
     assert any(isinstance(m, nn.GroupNorm) for m in D.modules()) == (critic_norm == "layer")
 
 
+# --------------------------------------------------------------------------- the config, the batches
+def test_paper_config_is_the_shared_values_then_the_experiments_then_the_changes():
+    mnist, resnet = wgan_gp.paper_config("mnist"), wgan_gp.paper_config("resnet", batch_size=4)
+    assert (mnist["lr"], mnist["beta1"], mnist["g_batch_size"]) == (1e-4, 0.5, 50)
+    assert (mnist["z_dim"], mnist["n_critic"], mnist["gp_lambda"]) == (128, 5, 10.0)
+    assert (resnet["lr"], resnet["beta1"], resnet["lr_decay"], resnet["g_batch_size"]) == (2e-4, 0.0, "linear", 8)
+    assert wgan_gp.paper_config("resnet", batch_size=4, g_batch_size=5)["g_batch_size"] == 5
+
+
+def test_the_ranks_shares_make_up_each_critic_batch():
+    cfg = wgan_gp.paper_config("mnist", seed=3, batch_size=8, n_critic=2)
+    data = torch.arange(200).view(200, 1, 1, 1).to(torch.uint8)
+    one = list(wgan_gp.epoch_batches(data, cfg, 0, 1, "cpu"))
+    shares = [list(wgan_gp.epoch_batches(data, cfg, 0, 1, "cpu", rank, 2)) for rank in range(2)]
+    assert len(one) == 200 // 16 - 1 and all(len(s) == len(one) for s in shares)
+    assert all(torch.equal(torch.cat([a, b], dim=1), whole) for a, b, whole in zip(*shares, one))
+
+
 # --------------------------------------------------------------------------- training runs
 def test_one_step_mnist_writes_outputs(tmp_path, mnist_root, capsys):
     out = run(tmp_path, mnist_root, "--steps", "1", "--train-range", "train:0:200")
