@@ -319,6 +319,10 @@ LOSS_COLUMNS = ["d_a", "d_b", "g_gan", "cycle", "identity"]  # what train_step r
 # the progress bar's text
 STATUS = "D_A {d_a:.3f} D_B {d_b:.3f} GAN {g_gan:.3f} cycle {cycle:.3f} idt {identity:.3f} lr {lr:.2e}"
 PLOTS = {"D_A and D_B": ["d_a", "d_b"], "G and F": ["g_gan", "cycle", "identity"], "learning rate": ["lr"]}
+# said when a run on a CPU would take hours: the shorter run its docs page measured
+CPU_RECIPE = (
+    "docs/cyclegan.md measured `python cyclegan.py --ngf 16 --ndf 32 --batch-size 8 --epochs 6 --decay-epochs 3`"
+)
 TRANSLATIONS = {"a2b": "G", "b2a": "F"}  # the sampler's translate: direction -> network in the checkpoint
 
 
@@ -705,8 +709,7 @@ def main(argv=None):
 
     opt_g, opt_d = build_optimizers(cfg, G, F, D_A, D_B)
     models, optimizers = {"G": G, "F": F, "D_A": D_A, "D_B": D_B}, {"G": opt_g, "D": opt_d}
-    # each process pools its own fakes, with draws of its own
-    pools = [ImagePool(cfg["pool_size"], cfg["seed"] * 2 + k + 1_000_003 * ddp.rank) for k in range(2)]
+    pools = [ImagePool(cfg["pool_size"], cfg["seed"] * 2 + k + 1_000_003 * ddp.rank) for k in range(2)]  # per process
     fixed_a, fixed_b = (as_model_input(x[:8]) for x in (held_out[0], held_out[2]))  # the grids' images
     # epoch in progress, batches done in it, optimizer steps in all
     epoch, epoch_step, step = restore(ckpt, models, optimizers, pools, ddp, device) if ckpt else (0, 0, 0)
@@ -714,9 +717,10 @@ def main(argv=None):
     nets_train = [torch.compile(m, mode=cfg["compile"]) for m in nets] if cfg["compile"] else nets
     nets_train = utils.distribute(ddp, *nets_train, sync_bn=cfg["sync_bn"])
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
+    utils.refuse_finished(cfg, step, total_steps)  # a resumed run asked for no more steps
     log = utils.TrainingLog(run_dir, LOSS_COLUMNS, status=STATUS, plots=PLOTS, every=cfg["log_every"],
                             images_per_step=2 * cfg["batch_size"], total_steps=total_steps, step=step,
-                            resumed=ckpt is not None, extra_columns=["lr"],
+                            resumed=ckpt is not None, cpu_recipe=CPU_RECIPE, extra_columns=["lr"],
                             extra=lambda: {"lr": opt_g.param_groups[0]["lr"]}, ddp=ddp)  # fmt: skip
 
     def checkpoint(name):  # every process calls it; rank 0 writes, with every process's pools

@@ -276,6 +276,8 @@ SCRIPT = "dcgan"
 LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake"]  # what train_step returns; losses.csv adds images_per_s
 STATUS = "D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f}"  # the progress bar's text
 PLOTS = {"losses": ["d_loss", "g_loss"], "D's outputs": ["d_real", "d_fake"]}  # losses.png's panels
+# said when a run on a CPU would take hours: the shorter run its docs page measured
+CPU_RECIPE = "docs/dcgan.md measured `python dcgan.py --dataset fashion-mnist --epochs 5 --amp`: 17 min, FID 5.8"
 
 
 def build_parser():
@@ -413,9 +415,10 @@ def main(argv=None):
     G_train, D_train = (torch.compile(m, mode=cfg["compile"]) for m in (G, D)) if cfg["compile"] else (G, D)
     G_train, D_train = utils.distribute(ddp, G_train, D_train, sync_bn=cfg["sync_bn"])
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
+    utils.refuse_finished(cfg, step, total_steps)  # a resumed run asked for no more steps
     log = utils.TrainingLog(run_dir, LOSS_COLUMNS, status=STATUS, plots=PLOTS, every=cfg["log_every"],
                             images_per_step=cfg["batch_size"], total_steps=total_steps, step=step,
-                            resumed=bool(ckpt), ddp=ddp)  # fmt: skip
+                            resumed=bool(ckpt), cpu_recipe=CPU_RECIPE, ddp=ddp)  # fmt: skip
 
     def checkpoint(name):  # every process calls it; rank 0 writes
         path = run_dir / "checkpoints" / name

@@ -62,18 +62,6 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")  # a grid is written as
 
 
-def checkpoint_file(ckpt):
-    """--ckpt: a checkpoint file, or a run folder or its checkpoints/ folder, meaning its last.pt (said in one line)."""
-    path = Path(str(ckpt))
-    if not path.is_dir():
-        return str(path)
-    last = next((p for p in (path / "last.pt", path / "checkpoints" / "last.pt") if p.is_file()), None)
-    if last is None:
-        utils.die(f"--ckpt {path} is a folder with no last.pt or checkpoints/last.pt; give a checkpoint file")
-    print(f"--ckpt {path} is a folder: using its last checkpoint, {last}", file=sys.stderr)
-    return str(last)
-
-
 def out_path(out, default, suffixes=(), create=True):
     """Where to write: `out`, or `default`: a file whose name ends in one of `suffixes`, or, with none,
     a folder. The wrong kind of path (another extension, a folder where a file goes, a file where a
@@ -106,7 +94,7 @@ class Model:
     script's own `builder(cfg)`."""
 
     def __init__(self, ckpt, device="auto"):
-        self.path = checkpoint_file(ckpt)
+        self.path = str(utils.find_checkpoint(str(ckpt), "--ckpt"))
         self.state = utils.load_checkpoint(self.path, SCRIPTS)
         self.script = importlib.import_module(self.state["script"])
         self.name = self.script.__name__

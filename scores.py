@@ -487,7 +487,7 @@ def score(
             utils.die(
                 "score: --out is where a checkpoints folder's scores.csv, scores.png go; one checkpoint's are printed"
             )
-        score_one(sampler.checkpoint_file(ckpt), **options)
+        score_one(str(utils.find_checkpoint(str(ckpt), "--ckpt")), **options)
         return None
     paths = sorted(Path(str(ckpt)).glob("*.pt"))
     if not paths:

@@ -512,9 +512,14 @@ def save_gif(frames, path, fps: float = 4.0) -> None:
         os.replace(tmp, path)
 
 
-def save_progress_gif(frames_dir, path) -> None:
-    """progress.gif: every frames_dir/epoch_*.png so far, in order, one frame an epoch."""
-    save_gif(sorted(Path(frames_dir).glob("epoch_*.png")), path)
+def save_progress_gif(frames_dir, path, most: int = 50) -> None:
+    """progress.gif: the frames_dir/epoch_*.png so far, in order, one frame an epoch; of a longer run
+    `most` of them, evenly spaced, the last always in, so that redrawing it after every epoch costs
+    no more at epoch 500 than at epoch 50."""
+    frames = sorted(Path(frames_dir).glob("epoch_*.png"))
+    if len(frames) > most:
+        frames = [frames[round(i * (len(frames) - 1) / (most - 1))] for i in range(most)]
+    save_gif(frames, path)
 
 
 def plot_panels(path, x, panels: dict, log_y=(), xlabel: str = "step") -> None:
@@ -528,7 +533,7 @@ def plot_panels(path, x, panels: dict, log_y=(), xlabel: str = "step") -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels) + 1, 3.5), squeeze=False)
     for ax, (title, curves) in zip(axes[0], panels.items()):
         for label, values in curves.items():
-            ax.plot(x, values, label=label, linewidth=1, marker="o" if len(x) == 1 else None)
+            ax.plot(x, values, label=label, linewidth=1, marker="o" if len(set(x)) == 1 else None)
         ax.set(title=title, xlabel=xlabel, yscale="log" if title in log_y else "linear")
         ax.grid(alpha=0.3)
         if len(curves) > 1:
@@ -555,8 +560,8 @@ def find_checkpoint(path, flag: str = "--resume") -> Path:
     if path.is_dir():
         last = next((p for p in (path / "last.pt", path / "checkpoints" / "last.pt") if p.is_file()), None)
         if last is None:
-            die(f"{flag} {path} is a folder with no last.pt in it or in its checkpoints/; give a checkpoint file")
-        print(f"{flag} {path}: using {last}", file=sys.stderr)
+            die(f"{flag} {path} is a folder with no last.pt or checkpoints/last.pt; give a checkpoint file")
+        print(f"{flag} {path} is a folder: using its last checkpoint, {last}", file=sys.stderr)
         return last
     return path
 
@@ -575,9 +580,9 @@ def load_checkpoint(path, script: str | tuple[str, ...] | None = None) -> dict:
         reason = (
             "it holds Python objects, not just tensors and numbers" if objects else "not a PyTorch file, or damaged"
         )
-        die(f"{path} is not a readable checkpoint ({reason})")
+        die(f"{path} is not a checkpoint of this repository ({reason})")
     if not isinstance(state, dict) or state.get("repo") != REPO_ID:
-        die(f"{path} is not a checkpoint written by this repository's scripts")
+        die(f"{path} is not a checkpoint of this repository (a PyTorch file, but not one its scripts wrote)")
     if state.get("format") != CHECKPOINT_FORMAT:
         die(f"{path} has checkpoint format {state.get('format')}, this code reads {CHECKPOINT_FORMAT}")
     wanted = (script,) if isinstance(script, str) else script
@@ -702,7 +707,9 @@ class TrainingLog:
                 writer = csv.DictWriter(f, header)
                 writer.writeheader()
                 writer.writerows(kept)
-        self.bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, disable=not self.ddp.main)
+        # drawn from the first step on (delay), so that what a script prints before it is on lines of its own
+        self.bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, disable=not self.ddp.main,
+                        delay=1e-9)  # fmt: skip
 
     def add(self, metrics: torch.Tensor, step: int, epoch: int) -> None:
         """Count one finished step (the step counter after it, the epoch it belongs to)."""
@@ -718,11 +725,12 @@ class TrainingLog:
         seconds = time.perf_counter() - self.started
         if seconds < 3 or not self.ddp.main:  # the first steps' speed, not the first step's warm-up alone
             return
-        hours = (self.total_steps - self.step) * seconds / (self.step - self.first_step) / 3600
+        done = self.step - self.first_step
+        hours = (self.total_steps - self.step) * seconds / done / 3600
         if hours > 2:
             warn(
                 f"on this CPU the run's {self.total_steps:,} steps take about {hours:,.0f} hours at the speed "
-                f"of its first {self.step - self.first_step} steps; for a CPU, {self.cpu_recipe}"
+                f"of its first {done} step{'s' if done > 1 else ''}; for a CPU, {self.cpu_recipe}"
             )
         self.cpu_recipe = None  # said once
 
@@ -767,28 +775,26 @@ class TrainingLog:
 
 @contextmanager
 def save_on_interrupt(log: TrainingLog, save_last):
-    """Run a training loop so that Ctrl-C loses nothing: the log's last window is written,
-    `save_last()` writes the last checkpoint and returns its path, and the run exits with one
-    line saying how to continue. The progress bar is closed however the block ends.
-    Under torchrun nothing is saved then (the other processes may already be gone, and saving
-    takes them all): the last checkpoint written, complete by construction, is where to resume."""
+    """Run a training loop so that Ctrl-C is a normal, saved stop: the log's last window is written,
+    `save_last()` writes the last checkpoint and returns its path, and the run says in one line
+    where it stopped and how to continue, then exits with status 130 (128 + SIGINT, what shells
+    report for an interrupt). The progress bar is closed however the block ends. Under torchrun
+    nothing is saved then (the other processes may already be gone, and saving takes them all):
+    the last checkpoint written, complete by construction, is where to resume."""
     try:
         yield
     except KeyboardInterrupt:
+        log.bar.close()
         if log.ddp.world > 1:
-            if log.ddp.main:
-                last = log.run_dir / "checkpoints" / "last.pt"
-                die(
-                    f"interrupted at step {log.step}; "
-                    + (
-                        f"the last complete checkpoint is {last} (continue with --resume)"
-                        if last.exists()
-                        else "no checkpoint was complete yet"
-                    )
-                )
-            raise SystemExit(1) from None
-        log.close()
-        die(f"interrupted at step {log.step}; saved {save_last()} (continue with --resume)")
+            last = log.run_dir / "checkpoints" / "last.pt"
+            saved = f"the last complete checkpoint is {last}" if last.exists() else "no checkpoint was complete yet"
+            continue_with = f"; continue with --resume {last}" if last.exists() else ""
+            log.ddp.print(f"interrupted at step {log.step}; {saved}{continue_with}", file=sys.stderr)
+        else:
+            log.close()
+            last = save_last()
+            print(f"interrupted at step {log.step}; saved {last}; continue with --resume {last}", file=sys.stderr)
+        raise SystemExit(130) from None
     finally:
         log.bar.close()
 

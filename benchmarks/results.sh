@@ -4,6 +4,7 @@
 #
 #   bash benchmarks/results.sh                      # every row, one after another
 #   bash benchmarks/results.sh dcgan-mnist bigan-fashion   # some rows
+#   DATA=data bash benchmarks/results.sh split      # only the MNIST split below, for your own runs
 #
 # Environment: MNIST_T10K, a folder with MNIST's t10k-*-idx*-ubyte.gz (default
 # ../shared/data/mnist-t10k); DATA, the data root this makes (default data/results); OUT, where
@@ -123,6 +124,7 @@ for name in "$@"; do
     bigan-fashion)    row "$name" test:0:10000 bigan.py --dataset fashion-mnist --epochs 25 --amp ;;
     cyclegan-fashion) row "$name" - cyclegan.py --dataset fashion-mnist --ngf 16 --ndf 32 --batch-size 8 \
                           --epochs 1 --decay-epochs 1 ;;
+    split)            ;;  # made above
     montage-mnist)    montage mnist ;;
     montage-fashion)  montage fashion ;;
     *) echo "unknown row $name" >&2; exit 2 ;;

@@ -35,7 +35,7 @@ def losses(run_dir):
 @pytest.mark.parametrize("loss", ["non-saturating", "minimax"])
 def test_one_step_1d_writes_plot_gif_checkpoint_and_mode_columns(tmp_path, loss):
     out = run_1d(tmp_path, "--loss", loss, "--steps", "1")
-    assert Image.open(out / "plots" / "epoch_001.png").size == (700, 350)
+    assert Image.open(out / "plots" / "epoch_001.png").size == (800, 350)  # legend beside the axes
     assert Image.open(out / "progress.gif").n_frames == 1
     rows = losses(out)
     assert len(rows) == 1 and rows[0]["step"] == "1"
@@ -147,7 +147,7 @@ def test_mixture_points_are_seeded_and_in_range():
     assert math.isclose((a > 0).float().mean().item(), gan_mlp.MIXTURE_WEIGHTS[1], abs_tol=0.03)
 
 
-def test_ctrl_c_saves_last_checkpoint(tmp_path, monkeypatch):
+def test_ctrl_c_saves_last_checkpoint(tmp_path, monkeypatch, capsys):
     real_step, calls = gan_mlp.train_step, []
 
     def interrupted_on_third_step(*args):
@@ -157,6 +157,9 @@ def test_ctrl_c_saves_last_checkpoint(tmp_path, monkeypatch):
         return real_step(*args)
 
     monkeypatch.setattr(gan_mlp, "train_step", interrupted_on_third_step)
-    with pytest.raises(SystemExit, match="interrupted at step 2"):
+    with pytest.raises(SystemExit) as stop:
         run_1d(tmp_path, "--steps", "10")
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    said = capsys.readouterr().err.splitlines()[-1]
+    assert stop.value.code == 130 and said == f"interrupted at step 2; saved {last}; continue with --resume {last}"
     assert utils.load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 2

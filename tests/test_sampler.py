@@ -96,4 +96,4 @@ def test_cli_default_command_and_corrupt_checkpoint(ckpt, tmp_path):
         [sys.executable, str(ROOT / "sampler.py"), "--ckpt", str(corrupt)], capture_output=True, text=True
     )
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
-    assert bad.stderr.strip().count("\n") == 0 and "not a readable checkpoint" in bad.stderr
+    assert bad.stderr.strip().count("\n") == 0 and "is not a checkpoint of this repository" in bad.stderr
