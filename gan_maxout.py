@@ -401,7 +401,8 @@ def check_flags(cfg):
 
 def too_few_images(which, data_range, n):
     """The refusal of a range that asks for more than the n images of its file, naming the three range flags
-    with values that fit that file (70%, 10% and 20% of it, as the README's runs on MNIST's 10,000 test images)."""
+    with values that fit that file (70%, 10% and 20% of it, as docs/gan_maxout.md's runs on MNIST's
+    10,000 test images)."""
     split, start, stop = data_range
     text = f"--{which.replace('_', '-')} {split}:{start}:{stop} asks for more than the {n} {split} images"
     a, b = n * 7 // 10, n * 8 // 10

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from subprocess import PIPE
 
 import pytest
 from conftest import ROOT
@@ -29,15 +30,28 @@ def test_gan_half_names_no_utils(script):
     assert "\nimport utils" in run  # the run half, and only it, uses the harness
 
 
+@pytest.fixture(scope="module")
+def pasted_runs(tmp_path_factory):
+    """Each GAN half pasted alone into an empty folder beside its driver, all seven started at once
+    (each a fresh interpreter on one thread, sharing the machine's cores): script -> (its folder,
+    exit status, stdout, stderr)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"OMP_NUM_THREADS": "1"}
+    started = {}
+    for script in SCRIPTS:
+        folder = tmp_path_factory.mktemp(f"pasted_{script}")
+        (folder / f"{script}.py").write_text(halves(script)[0])
+        (folder / "drive.py").write_text((ROOT / "tests" / "copyable" / f"drive_{script}.py").read_text())
+        command = [sys.executable, "-s", "drive.py"]
+        started[script] = folder, subprocess.Popen(command, cwd=folder, env=env, stdout=PIPE, stderr=PIPE, text=True)
+    finished = {script: (folder, *p.communicate(timeout=300)) for script, (folder, p) in started.items()}
+    return {
+        script: (folder, started[script][1].returncode, out, err) for script, (folder, out, err) in finished.items()
+    }
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_gan_half_trains_alone(script, tmp_path):
-    (tmp_path / f"{script}.py").write_text(halves(script)[0])
-    driver = tmp_path / "drive.py"
-    driver.write_text((ROOT / "tests" / "copyable" / f"drive_{script}.py").read_text())
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run(
-        [sys.executable, "-s", str(driver)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.startswith("trained"), done.stdout
-    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".py") == sorted(["drive.py", f"{script}.py"])
+def test_gan_half_trains_alone(script, pasted_runs):
+    folder, status, out, err = pasted_runs[script]
+    assert status == 0, err[-3000:]
+    assert out.startswith("trained"), out
+    assert sorted(p.name for p in folder.iterdir() if p.suffix == ".py") == sorted(["drive.py", f"{script}.py"])

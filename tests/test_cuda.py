@@ -286,6 +286,13 @@ def test_resume_on_cuda_equals_the_uninterrupted_run(name, data, tmp_path):
 SAMPLERS = ["gan_mlp", "gan_maxout", "dcgan", "wgan_gp", "infogan", "bigan", "cyclegan"]
 
 
+def on_a_machine_without_gpu(*argv):
+    """Run `python ARGV...` in the repository in a process that sees no GPU; it must succeed."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+
+
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_a_cuda_checkpoint_samples_on_the_cpu(name, data, tmp_path):
     """A checkpoint trained on DEVICE, read by `sampler.py ... --device cpu` in a process that
@@ -305,31 +312,16 @@ def test_a_cuda_checkpoint_samples_on_the_cpu(name, data, tmp_path):
     else:
         target = tmp_path / "grid.png"
         command = ["sample", "--n", "16", "--out", str(target)]
-    proc = subprocess.run(
-        [sys.executable, "sampler.py", *command, "--ckpt", str(ckpt), "--device", "cpu"],
-        cwd=ROOT,
-        env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    on_a_machine_without_gpu("sampler.py", *command, "--ckpt", str(ckpt), "--device", "cpu")
     assert (target.is_file() and target.stat().st_size > 0) or len(list(target.glob("*.png"))) == 4
 
 
 def test_a_cuda_checkpoint_resumes_on_the_cpu(data, tmp_path):
     """dcgan's CUDA checkpoint (CUDA RNG state and all) continues training on a machine with no GPU."""
     out = train("dcgan", data, tmp_path / "run", "--steps", "2")
-    proc = subprocess.run(
-        [sys.executable, "dcgan.py", "--resume", str(out / "checkpoints" / "last.pt"), "--steps", "3"]
-        + ["--device", "cpu"],
-        cwd=ROOT,
-        env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    on_a_machine_without_gpu(
+        "dcgan.py", "--resume", str(out / "checkpoints" / "last.pt"), "--steps", "3", "--device", "cpu"
     )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert utils.load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 3
 
 
