@@ -1423,7 +1423,7 @@ def render_markdown(r):
     s = r["settings"]
     out.append(
         f"Modes: fp32 is each script's default, which on CUDA has TF32 matrix products and convolutions and "
-        f"cuDNN's autotuner on (utils.setup_device); bf16 is `--amp` (bfloat16 autocast); compile is `--compile` "
+        f"cuDNN's autotuner on (utils.fast_cuda_kernels); bf16 is `--amp` (bfloat16 autocast); compile is `--compile` "
         f"(torch.compile, mode 'default'). "
         f"Each run is the script's own `main()` and real loop, `--epochs 1 --log-every 1000000000` (no read-back "
         f"while timed), after {s['warmup_steps']} warm-up steps, timed for {s['seconds_per_run']} s with a device "
