@@ -47,20 +47,24 @@ import torch.nn.functional as F
 from torchvision.utils import save_image
 
 # --------------------------------------------------------------------------- hyper-parameters
-# The paper's values (Appendix C.1, train_mnist.sh) where the replication kept them; the run's flags
+# The authors' values (Appendix C.1; train_mnist.sh and the defaults of train_gan.py); the run's flags
 # default to them, and a run's config is this dict with its flags applied.
 HPARAMS = dict(
     z_dim=50,  # size of z, and of E's output
-    noise="normal",  # z ~ N(0, 1), the replication's; the paper's is "uniform", U(-1, 1)
+    noise="uniform",  # z ~ U(-1, 1) (train_mnist.sh: u-50), E's output squashed into it; "normal": N(0, 1)
     hidden=1024,  # units of every hidden layer
+    affine=False,  # --nogain --nobias: no learnable scale or shift in batch norm, no biases; True: both
+    update="simultaneous",  # update_both: D and G/E step together from one forward pass; or "alternating"
     batch_size=128,
     lr=2e-4,  # Adam, for G, E and D alike
     beta1=0.5,
     beta2=0.999,
-    weight_decay=2.5e-5,  # the replication's L2 penalty on all weights
+    weight_decay=2.5e-5,  # an L2 penalty on all weights, added to their gradients (--decay)
     loss="non-saturating",  # G and E fool D with its labels flipped; "minimax": minimise -(D's loss)
-    epochs=400,  # the authors': 200, then 200 more as the learning rate decays
-    constant_epochs=0,  # epochs at a constant learning rate before it decays linearly to 0 (the authors': 200)
+    epochs=400,  # 200 at a constant learning rate, then 200 as it decays
+    decay_epochs=None,  # epochs at the end over which the learning rate decays; None: the second half of the run
+    lr_decay="exponential",  # geometrically, epoch by epoch, to 1% of lr in the last; "linear": step by step to 0
+    ema=0.0,  # not in the paper: sample from an average of G's weights with this decay (0: from G itself)
 )
 VALUE_RANGE = (0.0, 1.0)  # G ends in a sigmoid, as the authors' code: images in [0, 1]
 PROBE_LAYERS = ("code", "hidden")  # E's output E(x), and its last hidden layer (before the final linear map)
@@ -75,57 +79,68 @@ def init_weights(module):
             nn.init.zeros_(module.bias)
 
 
+def batch_norm(features, affine):
+    """Batch norm without (the authors') or with a learnable scale and shift after the normalisation."""
+    return nn.BatchNorm1d(features, affine=affine)
+
+
 class Generator(nn.Module):
     """z -> FC 1024, BN, ReLU -> FC 1024 (+ a linear map of z), BN, ReLU -> FC 784 -> sigmoid.
     z enters the second layer again, as in the authors' deconvnet_mnist_mlp."""
 
-    def __init__(self, z_dim, hidden):
+    def __init__(self, z_dim, hidden, affine):
         super().__init__()
         # fmt: off
-        self.fc1 = nn.Sequential(nn.Linear(z_dim, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(True))
+        self.fc1 = nn.Sequential(nn.Linear(z_dim, hidden, bias=False), batch_norm(hidden, affine), nn.ReLU(True))
         self.fc2 = nn.Linear(hidden, hidden, bias=False)                                      # hidden
         self.z2 = nn.Linear(z_dim, hidden, bias=False)                                        # hidden, added to fc2's
-        self.out = nn.Sequential(nn.BatchNorm1d(hidden), nn.ReLU(True), nn.Linear(hidden, 28 * 28), nn.Sigmoid())
+        self.out = nn.Sequential(batch_norm(hidden, affine), nn.ReLU(True),
+                                 nn.Linear(hidden, 28 * 28, bias=affine), nn.Sigmoid())       # 784, in [0, 1]
         # fmt: on
 
     def forward(self, z):
-        return self.out(self.fc2(self.fc1(z)) + self.z2(z)).view(-1, 1, 28, 28)  # 1 x 28 x 28, in [0, 1]
+        return self.out(self.fc2(self.fc1(z)) + self.z2(z)).view(-1, 1, 28, 28)  # 1 x 28 x 28
 
 
 class Encoder(nn.Module):
     """x -> FC 1024, LReLU 0.2 -> FC 1024, BN, LReLU 0.2 -> FC z_dim (E(x), a point in z's space).
-    `features(x)` also returns the last hidden layer, the other representation the probes read."""
+    With uniform noise E(x) is squashed into z's cube [-1, 1], 2 sigmoid(.) - 1, as the authors'
+    UniformDistribution: else D could tell any real pair with a coordinate outside it from every
+    generated one. `features(x)` also returns the last hidden layer, which the probes read too."""
 
-    def __init__(self, z_dim, hidden):
+    def __init__(self, z_dim, hidden, affine, bounded):
         super().__init__()
+        self.bounded = bounded
         # fmt: off
         self.body = nn.Sequential(
             nn.Flatten(),                                                                     # 784
-            nn.Linear(28 * 28, hidden), nn.LeakyReLU(0.2, True),                              # hidden
-            nn.Linear(hidden, hidden, bias=False), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2, True),  # "hidden"
+            nn.Linear(28 * 28, hidden, bias=affine), nn.LeakyReLU(0.2, True),                 # hidden
+            nn.Linear(hidden, hidden, bias=False), batch_norm(hidden, affine), nn.LeakyReLU(0.2, True),  # "hidden"
         )
-        self.out = nn.Linear(hidden, z_dim)                                                   # "code": E(x)
+        self.out = nn.Linear(hidden, z_dim, bias=affine)                                      # "code": E(x)
         # fmt: on
 
     def features(self, x):
         hidden = self.body(x)
-        return {"code": self.out(hidden), "hidden": hidden}
+        code = self.out(hidden)
+        return {"code": 2 * torch.sigmoid(code) - 1 if self.bounded else code, "hidden": hidden}
 
     def forward(self, x):
-        return self.out(self.body(x))
+        return self.features(x)["code"]
 
 
 class JointDiscriminator(nn.Module):
     """(x, z) -> x: FC 1024, LReLU 0.2 -> FC 1024 + a linear map of z, BN, LReLU 0.2 -> FC 1 (a logit).
     z joins at the hidden layer through a learned linear term (net.py's apply_cond)."""
 
-    def __init__(self, z_dim, hidden):
+    def __init__(self, z_dim, hidden, affine):
         super().__init__()
         # fmt: off
-        self.x1 = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, hidden), nn.LeakyReLU(0.2, True))  # hidden
+        self.x1 = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, hidden, bias=affine), nn.LeakyReLU(0.2, True))
         self.x2 = nn.Linear(hidden, hidden, bias=False)                                       # hidden
         self.z2 = nn.Linear(z_dim, hidden, bias=False)                                        # hidden, added to x2's
-        self.out = nn.Sequential(nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2, True), nn.Linear(hidden, 1))  # the logit
+        self.out = nn.Sequential(batch_norm(hidden, affine), nn.LeakyReLU(0.2, True),
+                                 nn.Linear(hidden, 1, bias=affine))                           # the logit
         # fmt: on
 
     def forward(self, x, z):
@@ -134,29 +149,37 @@ class JointDiscriminator(nn.Module):
 
 def build_generator(cfg):
     """G for a config (HPARAMS with a run's flags applied); the sampler rebuilds G through this."""
-    return Generator(cfg["z_dim"], cfg["hidden"]).apply(init_weights)
+    return Generator(cfg["z_dim"], cfg["hidden"], cfg["affine"]).apply(init_weights)
 
 
 def build_encoder(cfg):
     """E for a config; the sampler's encode and reconstruct rebuild E through this."""
-    return Encoder(cfg["z_dim"], cfg["hidden"]).apply(init_weights)
+    return Encoder(cfg["z_dim"], cfg["hidden"], cfg["affine"], bounded=cfg["noise"] == "uniform").apply(init_weights)
 
 
 def build_discriminator(cfg):
-    return JointDiscriminator(cfg["z_dim"], cfg["hidden"]).apply(init_weights)
+    D = JointDiscriminator(cfg["z_dim"], cfg["hidden"], cfg["affine"]).apply(init_weights)
+    nn.init.zeros_(D.out[-1].weight)  # the authors start D's output at 0: every first guess is 1/2
+    return D
 
 
 def build_optimizers(cfg, G, E, D):
-    """Adam for G and E together (one player) and for D, as the authors. fused: one kernel per step."""
+    """Adam for G and E together (one player) and for D, as the authors; weight_decay adds the L2
+    penalty's gradient to each weight's, as their updater does. fused: one kernel per step."""
     adam = dict(lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), weight_decay=cfg["weight_decay"], fused=True)
     return torch.optim.Adam([*G.parameters(), *E.parameters()], **adam), torch.optim.Adam(D.parameters(), **adam)
 
 
 def learning_rate(cfg, epoch_progress):
-    """lr, constant for constant_epochs epochs, then linearly down to 0 at the last one.
-    epoch_progress: epochs done so far, fractional (step / steps per epoch)."""
-    decay = cfg["epochs"] - cfg["constant_epochs"]
-    return cfg["lr"] * min(1.0, max(0.0, (cfg["epochs"] - epoch_progress) / decay))
+    """The step size, epoch_progress epochs into the run (fractional: step / steps per epoch): lr,
+    then over the last decay_epochs epochs (by default the second half of the run) it decays:
+    "exponential", the authors' (train_gan.py without --linear_decay), set once an epoch and falling
+    geometrically to 1% of lr in the last epoch; or "linear", step by step to 0 at the end."""
+    decay_epochs = cfg["decay_epochs"] or cfg["epochs"] / 2
+    if cfg["lr_decay"] == "linear":
+        return cfg["lr"] * min(1.0, max(0.0, (cfg["epochs"] - epoch_progress) / decay_epochs))
+    decayed = (math.floor(epoch_progress) - (cfg["epochs"] - decay_epochs) + 1) / decay_epochs  # 1 in the last
+    return cfg["lr"] * 0.01 ** min(1.0, max(0.0, decayed))
 
 
 def sample_noise(cfg, n, device="cpu", generator=None):
@@ -164,6 +187,26 @@ def sample_noise(cfg, n, device="cpu", generator=None):
     if cfg["noise"] == "uniform":
         return torch.rand(n, cfg["z_dim"], device=device, generator=generator) * 2 - 1
     return torch.randn(n, cfg["z_dim"], device=device, generator=generator)
+
+
+# --------------------------------------------------------------------------- an average of G
+def ema_decay(decay, step):
+    """The average's decay after `step` steps: `decay`, but less at first, (1 + step) / (10 + step),
+    so that the first steps' weights, far from any good ones, are soon forgotten."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def update_ema(G_ema, G, decay):
+    """From practice, not the paper (Yazici et al. 2019, "The Unusual Effectiveness of Averaging in
+    GAN Training"): G_ema's weights follow G's as an exponential moving average, w_ema <- decay w_ema
+    + (1 - decay) w, smoothing the oscillation of G's weights around a good point; samples are drawn
+    from G_ema. Batch norm's running statistics are averaged alike, its step counter copied."""
+    for ema, now in zip(G_ema.state_dict().values(), G.state_dict().values()):
+        if ema.is_floating_point():
+            ema.lerp_(now, 1 - decay)
+        else:
+            ema.copy_(now)
 
 
 # --------------------------------------------------------------------------- data
@@ -181,44 +224,56 @@ def epoch_batches(data, cfg, epoch, start_batch, device):
 
 
 # --------------------------------------------------------------------------- training step
+def d_objective(real_logits, fake_logits):
+    """D's loss: BCE(D(x, E(x)), 1) and BCE(D(G(z), z), 0), averaged, as the authors weight them (1/2 each)."""
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    return (real + fake) / 2
+
+
+def ge_objective(real_logits, fake_logits, loss):
+    """G and E's loss: non-saturating, D's labels flipped, BCE(D(x, E(x)), 0) and BCE(D(G(z), z), 1)
+    averaged (strong gradients while D wins; the authors'), or minimax, -(D's loss)."""
+    if loss == "minimax":
+        return -d_objective(real_logits, fake_logits)
+    return d_objective(fake_logits, real_logits)  # the flipped labels: real pairs called fake, fake ones real
+
+
 def train_step(G, E, D, opt_ge, opt_d, real, z, cfg, amp=False):
-    """One D update, then one joint update of G and E. Returns detached
-    [d_loss, ge_loss, D(x, E(x)), D(G(z), z)] (the last two as probabilities)."""
+    """One update of D and one joint update of G and E: both from the same forward pass at once
+    (cfg["update"] "simultaneous", the authors' update_both), or D's first, then G and E's through
+    the freshly updated D ("alternating"). Returns detached [d_loss, ge_loss, D(x, E(x)), D(G(z), z)]
+    (the last two as probabilities)."""
     autocast = torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=amp)
     with autocast:
         fake, code = G(z), E(real)
+        real_logits, fake_logits = D(real, code).float(), D(fake, z).float()
+    d_loss = d_objective(real_logits, fake_logits)
 
-    # (1) D: maximise log D(x, E(x)) + log(1 - D(G(z), z)): tell the real pairs from the generated ones
-    with autocast:
-        real_logits = D(real, code.detach())  # no gradient into G or E from this update
-        fake_logits = D(fake.detach(), z)
-        d_loss = F.binary_cross_entropy_with_logits(
-            real_logits.float(), torch.ones_like(real_logits, dtype=torch.float)
-        ) + F.binary_cross_entropy_with_logits(fake_logits.float(), torch.zeros_like(fake_logits, dtype=torch.float))
-    d_loss.backward()
-    opt_d.step()
-    opt_d.zero_grad(set_to_none=True)
+    if cfg["update"] == "simultaneous":
+        # (1) D: maximise log D(x, E(x)) + log(1 - D(G(z), z)), and
+        # (2) G and E: maximise log(1 - D(x, E(x))) + log D(G(z), z), both at the weights as they were:
+        #     each loss's gradient goes to its own player's weights only
+        ge_loss = ge_objective(real_logits, fake_logits, cfg["loss"])
+        d_loss.backward(inputs=list(D.parameters()), retain_graph=True)
+        ge_loss.backward(inputs=[*G.parameters(), *E.parameters()])
+        opt_d.step(), opt_ge.step()
+        opt_d.zero_grad(set_to_none=True), opt_ge.zero_grad(set_to_none=True)
+    else:
+        # (1) D: maximise log D(x, E(x)) + log(1 - D(G(z), z)): tell the real pairs from the generated ones
+        d_loss.backward(inputs=list(D.parameters()))  # no gradient into G or E from this update
+        opt_d.step()
+        opt_d.zero_grad(set_to_none=True)
+        # (2) G and E: maximise log(1 - D(x, E(x))) + log D(G(z), z), through the freshly updated D
+        D.requires_grad_(False)  # G and E's step needs gradients through D, not of its weights
+        with autocast:
+            ge_loss = ge_objective(D(real, code).float(), D(fake, z).float(), cfg["loss"])
+        ge_loss.backward()
+        opt_ge.step()
+        opt_ge.zero_grad(set_to_none=True)
+        D.requires_grad_(True)
 
-    # (2) G and E: maximise log(1 - D(x, E(x))) + log D(G(z), z) (non-saturating: D's labels flipped, strong
-    #     gradients while D wins), or minimise D's own objective (minimax), through the freshly updated D
-    D.requires_grad_(False)  # G and E's step needs gradients through D, not of its weights
-    with autocast:
-        real_logits_ge, fake_logits_ge = D(real, code).float(), D(fake, z).float()
-        if cfg["loss"] == "non-saturating":
-            ge_loss = F.binary_cross_entropy_with_logits(
-                real_logits_ge, torch.zeros_like(real_logits_ge)
-            ) + F.binary_cross_entropy_with_logits(fake_logits_ge, torch.ones_like(fake_logits_ge))
-        else:
-            ge_loss = -(
-                F.binary_cross_entropy_with_logits(real_logits_ge, torch.ones_like(real_logits_ge))
-                + F.binary_cross_entropy_with_logits(fake_logits_ge, torch.zeros_like(fake_logits_ge))
-            )
-    ge_loss.backward()
-    opt_ge.step()
-    opt_ge.zero_grad(set_to_none=True)
-    D.requires_grad_(True)
-
-    d_real, d_fake = torch.sigmoid(real_logits).float().mean(), torch.sigmoid(fake_logits).float().mean()
+    d_real, d_fake = torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()
     return torch.stack([d_loss, ge_loss, d_real, d_fake]).detach().float()
 
 
@@ -326,6 +381,8 @@ def probe(E, cfg, train, held_out, device):
 
 
 # ==== the run: flags, resume, outputs (utils.py) ========================================================
+import copy  # noqa: E402
+
 import utils  # noqa: E402
 
 SCRIPT = "bigan"
@@ -359,9 +416,15 @@ def build_parser():
         "--noise",
         default=h["noise"],
         choices=["normal", "uniform"],
-        help="z ~ N(0, 1), the replication's, or U(-1, 1) (paper: uniform)",
+        help="z ~ U(-1, 1), the authors', with E(x) squashed into [-1, 1]; or N(0, 1), a public replication's",
     )
     model.add_argument("--hidden", type=utils.positive_int, default=h["hidden"], help="units of every hidden layer")
+    model.add_argument(
+        "--affine",
+        action="store_true",
+        help="learnable scale and shift in batch norm and biases in the layers (a public replication's); the "
+        "authors ran without (--nogain --nobias)",
+    )
 
     optim = p.add_argument_group("optimisation")
     optim.add_argument(
@@ -371,11 +434,24 @@ def build_parser():
         help="passes over the training images (the authors: 200 + 200 of decay)",
     )
     optim.add_argument(
-        "--constant-epochs",
-        type=int,
-        default=h["constant_epochs"],
-        help="keep the learning rate constant this many epochs, then decay it linearly to 0 by the "
-        "last one (0: decay over the whole run; the authors' code: 200 of 400)",
+        "--decay-epochs",
+        type=utils.positive_int,
+        help="the learning rate decays over the last N epochs (default: the second half of the run; the "
+        "authors: 200 of 400)",
+    )
+    optim.add_argument(
+        "--lr-decay",
+        default=h["lr_decay"],
+        choices=["exponential", "linear"],
+        help="exponential: set once an epoch, falling geometrically to 1%% of --lr in the last (the authors'); "
+        "linear: step by step to 0",
+    )
+    optim.add_argument(
+        "--update",
+        default=h["update"],
+        choices=["simultaneous", "alternating"],
+        help="simultaneous: D and G/E step together from one forward pass (the authors' update_both); "
+        "alternating: D first, then G and E through the updated D",
     )
     optim.add_argument("--batch-size", type=utils.positive_int, default=h["batch_size"], help="images per step")
     optim.add_argument("--lr", type=utils.positive_float, default=h["lr"], help="Adam learning rate of G, E and D")
@@ -385,7 +461,7 @@ def build_parser():
         "--weight-decay",
         type=float,
         default=h["weight_decay"],
-        help="L2 penalty on all weights (the replication's; 0 for none)",
+        help="L2 penalty on all weights, added to their gradients (the authors'; 0 for none)",
     )
     optim.add_argument(
         "--loss",
@@ -399,7 +475,12 @@ def build_parser():
         help="stop after this many optimizer steps in total (for smoke tests and benchmarks)",
     )
 
-    utils.add_run_flags(p, SCRIPT, compile_help="torch.compile G, E and D; 'reduce-overhead' also captures CUDA graphs")
+    utils.add_run_flags(
+        p,
+        SCRIPT,
+        ema=HPARAMS["ema"],
+        compile_help="torch.compile G, E and D; 'reduce-overhead' also captures CUDA graphs",
+    )
     run = p.add_argument_group("outputs and evaluation")
     run.add_argument("--sample-size", type=utils.positive_int, default=64, help="samples in each epoch's grid")
     run.add_argument(
@@ -421,11 +502,8 @@ def check_flags(cfg):
             utils.die(f"--{beta} must be in [0, 1), got {cfg[beta]}")
     if cfg["weight_decay"] < 0:
         utils.die(f"--weight-decay must be 0 or more, got {cfg['weight_decay']}")
-    if not 0 <= cfg["constant_epochs"] < cfg["epochs"]:
-        utils.die(
-            f"--constant-epochs must be 0 or more and less than --epochs ({cfg['epochs']}), "
-            f"got {cfg['constant_epochs']}"
-        )
+    if (cfg["decay_epochs"] or 0) > cfg["epochs"]:
+        utils.die(f"--decay-epochs {cfg['decay_epochs']} is more than --epochs {cfg['epochs']}")
 
 
 def check_data(cfg, data):
@@ -495,7 +573,9 @@ def main(argv=None):
     run_dir = utils.make_run_dir(SCRIPT, cfg)  # only once flags, data and models are good
 
     opt_ge, opt_d = build_optimizers(cfg, G, E, D)
-    models, optimizers = {"G": G, "E": E, "D": D}, {"GE": opt_ge, "D": opt_d}
+    G_ema = copy.deepcopy(G).requires_grad_(False) if cfg["ema"] else None  # the average samples come from
+    models = {"G": G, "E": E, "D": D} | ({"G_ema": G_ema} if cfg["ema"] else {})
+    optimizers = {"GE": opt_ge, "D": opt_d}
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     fixed_real = held_out[0][:64].float() / 255  # the reconstruction grids' images, never trained on
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
@@ -529,11 +609,13 @@ def main(argv=None):
                 z = sample_noise(cfg, real.shape[0], device)
                 metrics = train_step(G_train, E_train, D_train, opt_ge, opt_d, real, z, cfg, cfg["amp"])
                 step, epoch_step = step + 1, epoch_step + 1
+                if cfg["ema"]:
+                    update_ema(G_ema, G, ema_decay(cfg["ema"], step))
                 log.add(metrics, step, epoch)
                 if step >= total_steps:
                     break
             log.flush()
-            save_grids(G, E, fixed_noise, fixed_real, run_dir / "samples", epoch + 1)
+            save_grids(G_ema or G, E, fixed_noise, fixed_real, run_dir / "samples", epoch + 1)  # as the sampler draws
             utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
             log.plot()
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch

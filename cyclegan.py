@@ -67,6 +67,7 @@ HPARAMS = dict(
     cycle_weight=10.0,  # lambda, each way
     identity=0.5,  # the identity loss's weight as a fraction of lambda (0: off)
     pool_size=50,  # generated images each discriminator draws its fakes from (0: no pool)
+    augment=True,  # image folders: resize to 286 (for 256), random crop, random mirror; never for the digits
 )
 VALUE_RANGE = (-1.0, 1.0)  # tanh outputs; data in [-1, 1]
 
@@ -207,15 +208,33 @@ class ImagePool:
 
 
 # --------------------------------------------------------------------------- data
+def load_size(image_size):
+    """The side folder images are resized to before a random crop of image_size: 286 for 256, as the authors."""
+    return image_size * 286 // 256
+
+
+def random_crop_and_flip(images, size, generator):
+    """The authors' augmentation of photos (resize_and_crop, then flip): of each image, resized to
+    load_size(size), a random size x size crop, mirrored left to right half the time; the draws
+    from `generator`, on the CPU (no device sync)."""
+    n, _, height, width = images.shape
+    tops = torch.randint(height - size + 1, (n,), generator=generator).tolist()
+    lefts = torch.randint(width - size + 1, (n,), generator=generator).tolist()
+    mirror = (torch.rand(n, generator=generator) < 0.5).tolist()
+    crops = [image[:, top : top + size, left : left + size] for image, top, left in zip(images, tops, lefts)]
+    return torch.stack([crop.flip(-1) if m else crop for crop, m in zip(crops, mirror)])
+
+
 def as_model_input(images):
     """uint8 images (grey ones as three equal channels) -> floats in [-1, 1]."""
     return images.float().div(127.5).sub(1).expand(-1, 3, -1, -1)
 
 
-def domain_batches(data, order, batch_size, cfg, device):
+def domain_batches(data, order, batch_size, cfg, device, seed):
     """One domain's images in `order`, `batch_size` at a time, in [-1, 1], on `device`: gathered
     by index from a uint8 tensor (N, C, H, W) already on the device, or read by a DataLoader
-    from an image Dataset."""
+    from an image Dataset, each batch then cropped and mirrored (cfg["augment"]) with draws
+    seeded by (seed, the batch's index), so a resumed run crops as the uninterrupted one."""
     if isinstance(data, torch.Tensor):
         for idx in order.to(device).split(batch_size):
             yield as_model_input(data[idx])
@@ -224,8 +243,11 @@ def domain_batches(data, order, batch_size, cfg, device):
             data, batch_size=batch_size, sampler=order.tolist(), num_workers=cfg["workers"],
             pin_memory=device.type == "cuda",
         )  # fmt: skip
-        for images, _ in loader:
-            yield images.to(device, non_blocking=True)
+        for k, (images, _) in enumerate(loader):
+            images = images.to(device, non_blocking=True)
+            if cfg["augment"]:
+                images = random_crop_and_flip(images, cfg["image_size"], torch.Generator().manual_seed(seed + k))
+            yield images
 
 
 def epoch_batches(domains, cfg, epoch, start_batch, device, rank=0, world=1):
@@ -241,7 +263,8 @@ def epoch_batches(domains, cfg, epoch, start_batch, device, rank=0, world=1):
         order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
         order = order[start_batch * bs : n_batches * bs]
         order = order.view(-1, world, bs // world)[:, rank].reshape(-1)  # this process's share of each batch
-        streams.append(domain_batches(data, order, bs // world, cfg, device))
+        crops_seed = (seed * 1_000_003 + rank) * 1_000_003 + start_batch  # the first batch's; one a batch after it
+        streams.append(domain_batches(data, order, bs // world, cfg, device, crops_seed))
     yield from zip(*streams)
 
 
@@ -357,6 +380,13 @@ def build_parser():
         help="images are resized to this; default 32 for digits, 256 (the paper's) for folders",
     )
     data.add_argument("--workers", type=int, default=4, help="DataLoader worker processes for folders")
+    data.add_argument(
+        "--no-augment",
+        dest="augment",
+        action="store_false",
+        help="train on folder images as they are, resized and centre-cropped, not as the authors: resized to "
+        "1.12x the side (286 for 256), randomly cropped and mirrored (digits are never augmented)",
+    )
 
     h = HPARAMS
     model = p.add_argument_group("model (networks.py)")
@@ -507,10 +537,17 @@ def load_data(cfg, device):
     if not cfg["folder_a"]:
         a, labels_a, b, _ = load_domains(cfg, "train_range", device)
         return [a, b], (a, labels_a), load_domains(cfg, "eval_range", device)
-    domains = [utils.load_image_folder(cfg[k], cfg["image_size"], 3) for k in ("folder_a", "folder_b")]
-    first = lambda folder: torch.stack([folder[i][0] for i in range(min(500, len(folder)))])
-    a, b = (first(d).add(1).mul(127.5).round().to(torch.uint8).to(device) for d in domains)
+    size, square = cfg["image_size"], cfg["augment"]
+    loaded = load_size(size) if square else size  # random_crop_and_flip crops image_size from the larger
+    domains = [utils.load_image_folder(cfg[k], loaded, 3, square) for k in ("folder_a", "folder_b")]
+    first = lambda path: utils.load_image_folder(path, size, 3, square)  # whole images, as the authors' test
+    a, b = (images_of(first(cfg[k]), 500).to(device) for k in ("folder_a", "folder_b"))
     return domains, None, (a, None, b, None)
+
+
+def images_of(folder, n):
+    """The first n images of an image folder dataset as uint8 (N, 3, H, W)."""
+    return torch.stack([folder[i][0] for i in range(min(n, len(folder)))]).add(1).mul(127.5).round().to(torch.uint8)
 
 
 def describe_source(cfg, domains, device, ddp):
@@ -670,11 +707,9 @@ def score_sets(cfg, n, device):
     drawn in the target domain's style; folders have no held-out part: their first 500 images
     stand in, compared with up to 10,000 of the other folder's."""
     if cfg["folder_a"]:
-        domains, _, (a, _, b, _) = load_data(cfg, device)
-        domains = [
-            torch.stack([d[i][0] for i in range(min(10_000, len(d)))]).add(1).mul(127.5).round().to(torch.uint8)
-            for d in domains
-        ]
+        _, _, (a, _, b, _) = load_data(cfg, device)
+        domains = [images_of(utils.load_image_folder(cfg[k], cfg["image_size"], 3, cfg["augment"]), 10_000)
+                   for k in ("folder_a", "folder_b")]  # fmt: skip
         name = "the other folder's images ({})"
     else:
         a, _, b, _ = load_domains(cfg, "eval_range", device)

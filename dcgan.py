@@ -55,6 +55,7 @@ HPARAMS = dict(
     beta2=0.999,
     real_label=1.0,  # 0.9 is one-sided label smoothing (Salimans et al. 2016)
     epochs=25,  # not in the paper; enough for MNIST's digits
+    ema=0.0,  # not in the paper: sample from an average of G's weights with this decay (0: from G itself)
     image_size=28,  # 28: the InfoGAN nets; a power of two >= 16: the DCGAN nets
     channels=1,
 )
@@ -193,6 +194,26 @@ def sample_noise(cfg, n, device="cpu", generator=None):
     return torch.randn(n, cfg["z_dim"], device=device, generator=generator)
 
 
+# --------------------------------------------------------------------------- an average of G
+def ema_decay(decay, step):
+    """The average's decay after `step` steps: `decay`, but less at first, (1 + step) / (10 + step),
+    so that the first steps' weights, far from any good ones, are soon forgotten."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def update_ema(G_ema, G, decay):
+    """From practice, not the paper (Yazici et al. 2019, "The Unusual Effectiveness of Averaging in
+    GAN Training"): G_ema's weights follow G's as an exponential moving average, w_ema <- decay w_ema
+    + (1 - decay) w, smoothing the oscillation of G's weights around a good point; samples are drawn
+    from G_ema. Batch norm's running statistics are averaged alike, its step counter copied."""
+    for ema, now in zip(G_ema.state_dict().values(), G.state_dict().values()):
+        if ema.is_floating_point():
+            ema.lerp_(now, 1 - decay)
+        else:
+            ema.copy_(now)
+
+
 # --------------------------------------------------------------------------- data
 def epoch_batches(data, cfg, epoch, start_batch, device, rank=0, world=1):
     """Yield the batches of one epoch, in [-1, 1], on `device`, from batch `start_batch` on.
@@ -270,6 +291,8 @@ def save_samples(G, fixed_noise, path, nrow=8):
 
 
 # ==== the run: flags, resume, torchrun, outputs (utils.py) ==============================================
+import copy  # noqa: E402
+
 import utils  # noqa: E402
 
 SCRIPT = "dcgan"
@@ -346,7 +369,7 @@ def build_parser():
         help="stop after this many optimizer steps in total (smoke tests, benchmarks)",
     )
 
-    run = utils.add_run_flags(p, SCRIPT, distributed=True)
+    run = utils.add_run_flags(p, SCRIPT, distributed=True, ema=HPARAMS["ema"])
     run.add_argument("--sample-size", type=utils.positive_int, default=64, help="images in each per-epoch grid")
     return p
 
@@ -404,7 +427,8 @@ def main(argv=None):
     run_dir = utils.make_run_dir(SCRIPT, cfg, ddp=ddp)  # only once flags, data and models are good
 
     opt_g, opt_d = build_optimizers(cfg, G, D)
-    models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}
+    G_ema = copy.deepcopy(G).requires_grad_(False) if cfg["ema"] else None  # the average samples come from
+    models, optimizers = {"G": G, "D": D} | ({"G_ema": G_ema} if cfg["ema"] else {}), {"G": opt_g, "D": opt_d}
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
     if ckpt:
@@ -435,12 +459,14 @@ def main(argv=None):
                 z = sample_noise(cfg, real.shape[0], device)
                 metrics = train_step(G_train, D_train, opt_g, opt_d, real, z, cfg["real_label"], cfg["amp"])
                 step, epoch_step = step + 1, epoch_step + 1
+                if cfg["ema"]:
+                    update_ema(G_ema, G, ema_decay(cfg["ema"], step))
                 log.add(metrics, step, epoch)
                 if step >= total_steps:
                     break
             log.flush()
-            if ddp.main:
-                save_samples(G, fixed_noise, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
+            if ddp.main:  # the grids show what the sampler will draw: the average, if there is one
+                save_samples(G_ema or G, fixed_noise, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
                 utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
                 log.plot()
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch

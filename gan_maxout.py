@@ -56,6 +56,7 @@ HPARAMS = dict(
     momentum_end=0.7,  # momentum from epoch momentum_saturate on, reached linearly
     momentum_saturate=250,
     epochs=250,  # not in the paper: its code ran until stopped; momentum saturates at 250
+    ema=0.0,  # not in the paper: sample from an average of G's weights with this decay (0: from G itself)
 )
 VALUE_RANGE = (0.0, 1.0)  # pixels are intensities in [0, 1] (Pylearn2 divides by 255), G ends in a sigmoid
 
@@ -173,6 +174,26 @@ def sample_noise(cfg, n, device="cpu", generator=None):
     return (torch.rand(n, cfg["z_dim"], device=device, generator=generator) * 2 - 1) * math.sqrt(3)
 
 
+# --------------------------------------------------------------------------- an average of G
+def ema_decay(decay, step):
+    """The average's decay after `step` steps: `decay`, but less at first, (1 + step) / (10 + step),
+    so that the first steps' weights, far from any good ones, are soon forgotten."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def update_ema(G_ema, G, decay):
+    """From practice, not the paper (Yazici et al. 2019, "The Unusual Effectiveness of Averaging in
+    GAN Training"): G_ema's weights follow G's as an exponential moving average, w_ema <- decay w_ema
+    + (1 - decay) w, smoothing the oscillation of G's weights around a good point; samples are drawn
+    from G_ema. Batch norm's running statistics are averaged alike, its step counter copied."""
+    for ema, now in zip(G_ema.state_dict().values(), G.state_dict().values()):
+        if ema.is_floating_point():
+            ema.lerp_(now, 1 - decay)
+        else:
+            ema.copy_(now)
+
+
 # --------------------------------------------------------------------------- data
 def epoch_batches(data, cfg, epoch, start_batch, device):
     """One epoch of batches of the uint8 images `data` (N, 1, 28, 28), in [0, 1], on `device`, in a
@@ -251,6 +272,8 @@ def parzen_score(G, z, valid, test, batch_size=100):
 
 
 # ==== the run: flags, resume, outputs (utils.py) ========================================================
+import copy  # noqa: E402
+
 import utils  # noqa: E402
 
 SCRIPT = "gan_maxout"
@@ -354,6 +377,7 @@ def build_parser():
         SCRIPT,
         seed=777,
         save_every=25,
+        ema=HPARAMS["ema"],
         amp_help="bfloat16 autocast for the forward pass",
         compile_help="torch.compile G and D",
     )
@@ -439,7 +463,7 @@ def eval_parzen(argv):
     """python gan_maxout.py --eval-parzen --ckpt PATH: print the Parzen score of a checkpoint."""
     cfg, ckpt, device = utils.eval_config(build_parser, argv, SCRIPT, RESUMABLE, "--eval-parzen")
     G = build_generator(cfg).to(device)
-    G.load_state_dict(ckpt["models"]["G"])
+    G.load_state_dict(ckpt["models"].get("G_ema", ckpt["models"]["G"]))  # the average of G, if the run kept one
     began = time.perf_counter()
     torch.manual_seed(cfg["seed"])  # the same samples of G each time a checkpoint is scored
     z = sample_noise(cfg, cfg["parzen_samples"], device)
@@ -448,7 +472,8 @@ def eval_parzen(argv):
     sigma, mean, stderr = parzen_score(G, z, valid, test, cfg["parzen_batch"])
     print(
         f"Parzen log-likelihood of {cfg['dataset']} {':'.join(map(str, cfg['test_range']))} "
-        f"under {cfg['parzen_samples']} samples (step {ckpt['step']}, epoch {ckpt['epoch']}): "
+        f"under {cfg['parzen_samples']} samples of {'G_ema' if 'G_ema' in ckpt['models'] else 'G'} "
+        f"(step {ckpt['step']}, epoch {ckpt['epoch']}): "
         f"{mean:.1f} +- {stderr:.1f} nats (sigma {sigma:.4f}, {time.perf_counter() - began:.1f} s on {device})"
     )
     return mean, stderr
@@ -473,7 +498,8 @@ def main(argv=None):
 
     init_sigmoid_bias_from_marginals(G, data)
     opt_g, opt_d = build_optimizers(cfg, G, D)
-    models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}
+    G_ema = copy.deepcopy(G).requires_grad_(False) if cfg["ema"] else None  # the average samples come from
+    models, optimizers = {"G": G, "D": D} | ({"G_ema": G_ema} if cfg["ema"] else {}), {"G": opt_g, "D": opt_d}
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
     if ckpt:
@@ -505,11 +531,13 @@ def main(argv=None):
                 z = sample_noise(cfg, real.shape[0], device)
                 metrics = train_step(G_train, D_train, opt_g, opt_d, real, z, cfg["amp"])
                 step, epoch_step = step + 1, epoch_step + 1
+                if cfg["ema"]:
+                    update_ema(G_ema, G, ema_decay(cfg["ema"], step))
                 log.add(metrics, step, epoch)
                 if step >= total_steps:
                     break
             log.flush()
-            save_samples(G, fixed_noise, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
+            save_samples(G_ema or G, fixed_noise, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
             utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
             log.plot()
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch

@@ -73,6 +73,7 @@ HPARAMS = dict(
     beta1=0.5,  # Adam's momentum, DCGAN's: it damps the oscillation 0.9 shows
     beta2=0.999,
     epochs=25,
+    ema=0.0,  # not in the paper: sample from an average of G's weights with this decay (0: from G itself)
     **PRESETS["images"],  # image_size 28: samples are 1 x 28 x 28 images; None (1d): single numbers
 )
 VALUE_RANGE = (-1.0, 1.0)  # G ends in tanh; data are scaled to match
@@ -144,6 +145,26 @@ def build_optimizers(cfg, G, D):
 def sample_noise(cfg, n, device="cpu", generator=None):
     """n noise vectors z, shaped (n, z_dim), uniform in [-1, 1]."""
     return torch.rand(n, cfg["z_dim"], device=device, generator=generator) * 2 - 1
+
+
+# --------------------------------------------------------------------------- an average of G
+def ema_decay(decay, step):
+    """The average's decay after `step` steps: `decay`, but less at first, (1 + step) / (10 + step),
+    so that the first steps' weights, far from any good ones, are soon forgotten."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def update_ema(G_ema, G, decay):
+    """From practice, not the paper (Yazici et al. 2019, "The Unusual Effectiveness of Averaging in
+    GAN Training"): G_ema's weights follow G's as an exponential moving average, w_ema <- decay w_ema
+    + (1 - decay) w, smoothing the oscillation of G's weights around a good point; samples are drawn
+    from G_ema. Batch norm's running statistics are averaged alike, its step counter copied."""
+    for ema, now in zip(G_ema.state_dict().values(), G.state_dict().values()):
+        if ema.is_floating_point():
+            ema.lerp_(now, 1 - decay)
+        else:
+            ema.copy_(now)
 
 
 # --------------------------------------------------------------------------- data
@@ -233,6 +254,8 @@ def save_samples(G, fixed_noise, path, nrow=8):
 
 
 # ==== the run: flags, resume, outputs (utils.py) ========================================================
+import copy  # noqa: E402
+
 import utils  # noqa: E402
 
 SCRIPT = "gan_mlp"
@@ -316,7 +339,7 @@ def build_parser():
         help="stop after this many optimizer steps in total (for smoke tests and benchmarks)",
     )
 
-    run = utils.add_run_flags(p, SCRIPT)
+    run = utils.add_run_flags(p, SCRIPT, ema=HPARAMS["ema"])
     run.add_argument(
         "--sample-size",
         type=utils.positive_int,
@@ -440,7 +463,8 @@ def main(argv=None):
     run_dir = utils.make_run_dir(SCRIPT, cfg, subdirs=(frames, "checkpoints"))  # only once flags, data, models are good
 
     opt_g, opt_d = build_optimizers(cfg, G, D)
-    models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}
+    G_ema = copy.deepcopy(G).requires_grad_(False) if cfg["ema"] else None  # the average samples come from
+    models, optimizers = {"G": G, "D": D} | ({"G_ema": G_ema} if cfg["ema"] else {}), {"G": opt_g, "D": opt_d}
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
     if ckpt:
@@ -472,11 +496,14 @@ def main(argv=None):
                 z = sample_noise(cfg, real.shape[0], device)
                 metrics = train_step(G_train, D_train, opt_g, opt_d, real, z, cfg["loss"], cfg["amp"])
                 step, epoch_step = step + 1, epoch_step + 1
+                if cfg["ema"]:
+                    update_ema(G_ema, G, ema_decay(cfg["ema"], step))
                 log.add(metrics, step, epoch)
                 if step >= total_steps:
                     break
             log.flush()
-            save_picture(cfg, G, D, data, fixed_noise, run_dir / frames / f"epoch_{epoch + 1:03d}.png", epoch + 1)
+            picture = run_dir / frames / f"epoch_{epoch + 1:03d}.png"
+            save_picture(cfg, G_ema or G, D, data, fixed_noise, picture, epoch + 1)  # what the sampler will draw
             utils.save_progress_gif(run_dir / frames, run_dir / "progress.gif")
             log.plot()
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch

@@ -66,7 +66,9 @@ HPARAMS = dict(
     cat_weight=1.0,  # lambda of the categorical information term
     cont_weight=1.0,  # lambda of the continuous term, with Q's std fixed to 1
     cont_loss="gaussian",  # Gaussian NLL with std 1, summed over codes; "mse" as many replications
+    leak=0.01,  # D's leaky ReLU slope: the authors' code's (custom_ops.leaky_rectify); the paper's Table 1 says 0.1
     epochs=11,  # the authors' 50 "epochs" of 100 steps: 5,000 steps of 128, about 11 passes over 60,000
+    ema=0.0,  # not in the paper: sample from an average of G's weights with this decay (0: from G itself)
 )
 VALUE_RANGE = (0.0, 1.0)  # the authors model pixels as Bernoulli means: G ends in a sigmoid, data in [0, 1]
 TRAVERSE = (-2.0, 2.0, 10)  # a continuous code swept from -2 to 2 in 10 columns: beyond its prior's [-1, 1]
@@ -103,24 +105,24 @@ class Generator(nn.Module):
 
 
 class DiscriminatorQ(nn.Module):
-    """D and Q on one trunk: 4x4 conv 64 -> 4x4 conv 128 -> FC 1024; leaky ReLU 0.1 (Table 1).
-    D's head: FC 1 (a logit). Q's head: FC 128 -> the categorical code's logits and the
+    """D and Q on one trunk: 4x4 conv 64 -> 4x4 conv 128 -> FC 1024 (Table 1), leaky ReLUs of slope
+    `leak`. D's head: FC 1 (a logit). Q's head: FC 128 -> the categorical code's logits and the
     continuous codes' means. Returns (D's logit, Q's category logits, Q's continuous means)."""
 
-    def __init__(self, n_cat, n_cont):
+    def __init__(self, n_cat, n_cont, leak):
         super().__init__()
         self.n_cat = n_cat
         # fmt: off
         self.trunk = nn.Sequential(
-            nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.1, True),                            # 64 x 14 x 14
-            nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.1, True),     # 128 x 7 x 7
+            nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(leak, True),                            # 64 x 14 x 14
+            nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(leak, True),     # 128 x 7 x 7
             nn.Flatten(),
-            nn.Linear(128 * 7 * 7, 1024), nn.BatchNorm1d(1024), nn.LeakyReLU(0.1, True),  # 1024: D's and Q's
+            nn.Linear(128 * 7 * 7, 1024), nn.BatchNorm1d(1024), nn.LeakyReLU(leak, True),  # 1024: D's and Q's
         )
-        self.d_head = nn.Linear(1024, 1)                                                    # D: the logit
+        self.d_head = nn.Linear(1024, 1)                                                     # D: the logit
         self.q_head = nn.Sequential(
-            nn.Linear(1024, 128), nn.BatchNorm1d(128), nn.LeakyReLU(0.1, True),            # 128
-            nn.Linear(128, n_cat + n_cont),                                                 # Q: logits, means
+            nn.Linear(1024, 128), nn.BatchNorm1d(128), nn.LeakyReLU(leak, True),            # 128
+            nn.Linear(128, n_cat + n_cont),                                                  # Q: logits, means
         )
         # fmt: on
 
@@ -139,7 +141,7 @@ def build_generator(cfg):
 
 def build_discriminator(cfg):
     """D with Q's head on its trunk: one module, one optimizer."""
-    D = DiscriminatorQ(cfg["n_cat"], cfg["n_cont"])
+    D = DiscriminatorQ(cfg["n_cat"], cfg["n_cont"], cfg["leak"])
     D.apply(init_weights)
     return D
 
@@ -197,6 +199,26 @@ def grid_input(cfg, fixed_noise, code=None, lo=TRAVERSE[0], hi=TRAVERSE[1], step
         noise = fixed_noise[:1].expand(len(cat), -1)
         cont[:, code] = torch.linspace(lo, hi, steps, device=fixed_noise.device).repeat(cfg["n_cat"])
     return generator_input(cfg, noise, cat, cont), cols
+
+
+# --------------------------------------------------------------------------- an average of G
+def ema_decay(decay, step):
+    """The average's decay after `step` steps: `decay`, but less at first, (1 + step) / (10 + step),
+    so that the first steps' weights, far from any good ones, are soon forgotten."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def update_ema(G_ema, G, decay):
+    """From practice, not the paper (Yazici et al. 2019, "The Unusual Effectiveness of Averaging in
+    GAN Training"): G_ema's weights follow G's as an exponential moving average, w_ema <- decay w_ema
+    + (1 - decay) w, smoothing the oscillation of G's weights around a good point; samples are drawn
+    from G_ema. Batch norm's running statistics are averaged alike, its step counter copied."""
+    for ema, now in zip(G_ema.state_dict().values(), G.state_dict().values()):
+        if ema.is_floating_point():
+            ema.lerp_(now, 1 - decay)
+        else:
+            ema.copy_(now)
 
 
 # --------------------------------------------------------------------------- data
@@ -293,6 +315,8 @@ def save_grids(G, cfg, fixed_noise, folder, epoch):
 
 
 # ==== the run: flags, resume, outputs (utils.py) ========================================================
+import copy  # noqa: E402
+
 import utils  # noqa: E402
 
 SCRIPT = "infogan"
@@ -331,6 +355,12 @@ def build_parser():
         "--n-cat", type=utils.positive_int, default=h["n_cat"], help="categories of the categorical code"
     )
     model.add_argument("--n-cont", type=int, default=h["n_cont"], help="continuous codes, each U(-1, 1)")
+    model.add_argument(
+        "--leak",
+        type=float,
+        default=h["leak"],
+        help="slope of D's leaky ReLUs: the authors' code's 0.01, or the paper's Table 1's 0.1",
+    )
 
     optim = p.add_argument_group("optimisation (infogan_trainer.py)")
     optim.add_argument(
@@ -376,7 +406,7 @@ def build_parser():
         help="stop after this many optimizer steps in total (for smoke tests and benchmarks)",
     )
 
-    utils.add_run_flags(p, SCRIPT)
+    utils.add_run_flags(p, SCRIPT, ema=HPARAMS["ema"])
     evaluation = p.add_argument_group("evaluation")
     evaluation.add_argument(
         "--eval-accuracy",
@@ -428,12 +458,28 @@ def matched_accuracy(predicted, labels, n_cat, n_classes=10):
 
 
 @torch.no_grad()
-def categorical_accuracy(D, cfg, images, labels, batch_size=1000):
-    """Q's categorical prediction on held-out uint8 images, scored by matched_accuracy (the
-    paper's measure: 5% error on MNIST)."""
-    D.eval()
-    predicted = torch.cat([D(x.float() / 255)[1].argmax(1) for x in images.split(batch_size)])
-    D.train()
+def with_real_statistics(D, images, batch_size=1000):
+    """A copy of D whose batch norms hold the mean and variance of real `images` (uint8), averaged over one
+    pass: what a real image is normalised by when Q reads it. The running statistics D keeps in training
+    come mostly from G's images (each step passes one real batch and two fake ones), so they would
+    normalise real digits by statistics of neither kind."""
+    D = copy.deepcopy(D).train()
+    for layer in D.modules():
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            layer.reset_running_stats()
+            layer.momentum = None  # a cumulative average over the pass
+    for x in images.split(batch_size):
+        D(x.float() / 255)
+    return D.eval()
+
+
+@torch.no_grad()
+def categorical_accuracy(D, cfg, images, labels, reference):
+    """Q's categorical prediction on held-out uint8 images, scored by matched_accuracy (the paper's
+    measure: 5% error on MNIST), with D's batch norms holding the statistics of the real `reference`
+    images (the training images): it depends on D's weights alone, not on the statistics it kept."""
+    D = with_real_statistics(D, reference)
+    predicted = torch.cat([D(x.float() / 255)[1].argmax(1) for x in images.split(1000)])
     return matched_accuracy(predicted, labels, cfg["n_cat"], int(labels.max()) + 1)
 
 
@@ -452,7 +498,8 @@ def eval_accuracy(argv):
     D = build_discriminator(cfg).to(device)
     D.load_state_dict(ckpt["models"]["D"])
     images, labels = utils.load_mnist_range(cfg, "eval_range", device)
-    accuracy, mapping = categorical_accuracy(D, cfg, images, labels)
+    reference = utils.load_mnist_range(cfg, "train_range", device)[0]
+    accuracy, mapping = categorical_accuracy(D, cfg, images, labels, reference)
     print(describe_accuracy(cfg, accuracy, mapping, ckpt["step"], len(images)))
     return accuracy
 
@@ -474,7 +521,8 @@ def main(argv=None):
     run_dir = utils.make_run_dir(SCRIPT, cfg)  # only once flags, data and models are good
 
     opt_g, opt_d = build_optimizers(cfg, G, D)
-    models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}
+    G_ema = copy.deepcopy(G).requires_grad_(False) if cfg["ema"] else None  # the average samples come from
+    models, optimizers = {"G": G, "D": D} | ({"G_ema": G_ema} if cfg["ema"] else {}), {"G": opt_g, "D": opt_d}
     fixed_noise = sample_latent(cfg, 10, device)[0]  # the grids' columns
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
     if ckpt:
@@ -507,11 +555,13 @@ def main(argv=None):
                 labelled = labelled_batch(data, labels, n_labelled, bs, device) if n_labelled else None
                 metrics = train_step(G_train, D_train, opt_g, opt_d, real, latent, cfg, labelled, cfg["amp"])
                 step, epoch_step = step + 1, epoch_step + 1
+                if cfg["ema"]:
+                    update_ema(G_ema, G, ema_decay(cfg["ema"], step))
                 log.add(metrics, step, epoch)
                 if step >= total_steps:
                     break
             log.flush()
-            save_grids(G, cfg, fixed_noise, run_dir / "samples", epoch + 1)
+            save_grids(G_ema or G, cfg, fixed_noise, run_dir / "samples", epoch + 1)  # what the sampler will draw
             utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
             log.plot()
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
@@ -520,7 +570,7 @@ def main(argv=None):
                     checkpoint(f"epoch_{epoch:03d}.pt")
             checkpoint("last.pt")
     began = time.perf_counter()
-    accuracy, mapping = categorical_accuracy(D, cfg, eval_images, eval_labels)
+    accuracy, mapping = categorical_accuracy(D, cfg, eval_images, eval_labels, data)
     print(describe_accuracy(cfg, accuracy, mapping, step, len(eval_images)) + f" [{time.perf_counter() - began:.1f} s]")
     print(f"done: {step} steps; samples, traversals, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")
     return run_dir

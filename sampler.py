@@ -18,6 +18,9 @@ architecture lives here. A checkpoint trained on a GPU samples on the CPU.
   python sampler.py score       --ckpt runs/dcgan/<name>/checkpoints/   # every checkpoint: scores.csv, scores.png
   python sampler.py COMMAND --help                                 # its flags and their defaults
 
+A run trained with --ema keeps an average of G's weights beside G (G_ema in its checkpoints): every
+command that draws images from G uses the average, and --raw uses G itself.
+
 Every flag is checked against the command before anything runs. --ckpt takes a checkpoint, or a
 run folder or its checkpoints/ folder for their last.pt (`score` reads every checkpoint of a
 checkpoints folder). Outputs default to <run folder>/sampler/; each command prints where it wrote.
@@ -112,6 +115,10 @@ class Model:
         net.load_state_dict(self.state["models"][name])
         return net.to(self.device).eval()
 
+    def generator(self, raw=False):
+        """G: the average of its weights (G_ema) where the run kept one (--ema), unless raw; else G itself."""
+        return self.module("build_generator", "G" if raw or "G_ema" not in self.state["models"] else "G_ema")
+
     def to_model_range(self, images):
         """uint8 (N, C, H, W) -> floats in the model's value range, on its device."""
         lo, hi = self.value_range
@@ -123,9 +130,9 @@ class Model:
 
 
 class Generator(Model):
-    """A checkpoint's generator, rebuilt through its own script, in eval mode."""
+    """A checkpoint's generator (Model.generator), rebuilt through its own script, in eval mode."""
 
-    def __init__(self, ckpt, device="auto"):
+    def __init__(self, ckpt, device="auto", raw=False):
         super().__init__(ckpt, device)
         if self.can("TRANSLATIONS"):
             utils.die(
@@ -134,7 +141,7 @@ class Generator(Model):
             )
         if not self.can("build_generator") or not self.cfg.get("image_size"):
             utils.die(f"{self.path}: {self.name}.py checkpoints of this kind hold no image generator")
-        self.G = self.module("build_generator", "G")
+        self.G = self.generator(raw)
 
     def noise(self, n, seed):
         generator = torch.Generator().manual_seed(seed)
@@ -226,22 +233,22 @@ def slerp(z0, z1, t):
 
 
 @utils.one_line_errors
-def sample(ckpt, n=64, nrow=8, seed=0, out=None, device="auto"):
+def sample(ckpt, n=64, nrow=8, seed=0, out=None, device="auto", raw=False):
     """Write a grid of n samples to --out (default <run>/sampler/samples.png)."""
     check_positive(n=n, nrow=nrow)
-    gen = Generator(ckpt, device)
+    gen = Generator(ckpt, device, raw)
     path = gen.out_path(out, "samples.png", GRID_SUFFIXES)
     utils.save_grid(gen(gen.noise(n, seed)), path, nrow=nrow, value_range=gen.value_range)
     return str(path)
 
 
 @utils.one_line_errors
-def interpolate(ckpt, rows=8, steps=10, mode="slerp", seed=0, out=None, device="auto"):
+def interpolate(ckpt, rows=8, steps=10, mode="slerp", seed=0, out=None, device="auto", raw=False):
     """Write a grid: each row walks from one random z to another in `steps` images."""
     check_positive(rows=rows, steps=steps)
     if mode not in ("slerp", "linear"):
         utils.die(f"--mode must be slerp or linear, got {mode!r}")
-    gen = Generator(ckpt, device)
+    gen = Generator(ckpt, device, raw)
     path = gen.out_path(out, f"interpolate_{mode}.png", GRID_SUFFIXES)
     ends = gen.noise(2 * rows, seed)
     z0, z1 = ends[:rows, None], ends[rows:, None]
@@ -252,10 +259,10 @@ def interpolate(ckpt, rows=8, steps=10, mode="slerp", seed=0, out=None, device="
 
 
 @utils.one_line_errors
-def gif(ckpt, frames=60, n=16, seed=0, fps=15, out=None, device="auto"):
+def gif(ckpt, frames=60, n=16, seed=0, fps=15, out=None, device="auto", raw=False):
     """Write an animated GIF: n samples whose z travel smoothly through the latent space and back."""
     check_positive(frames=frames, n=n)
-    gen = Generator(ckpt, device)
+    gen = Generator(ckpt, device, raw)
     path = gen.out_path(out, "walk.gif", (".gif",))
     keys = gen.noise(4 * n, seed).view(4, n, -1)  # a loop through 4 key points per sample
     nrow = max(1, int(round(n**0.5)))
@@ -271,7 +278,7 @@ def gif(ckpt, frames=60, n=16, seed=0, fps=15, out=None, device="auto"):
 
 
 @utils.one_line_errors
-def export(ckpt, n=10000, out=None, seed=0, batch_size=500, device="auto", cat=None):
+def export(ckpt, n=10000, out=None, seed=0, batch_size=500, device="auto", cat=None, raw=False):
     """Write n samples for FID tools: a folder of PNGs, or an .npz of one uint8 array.
 
     A folder of PNGs (pytorch-fid, torch-fidelity read it; the default, <run>/sampler/export/),
@@ -279,7 +286,7 @@ def export(ckpt, n=10000, out=None, seed=0, batch_size=500, device="auto", cat=N
     latent codes (infogan) the .npz also holds the codes that made each image (`cat`, `cont`),
     and --cat K makes every sample of category K."""
     check_positive(n=n, batch_size=batch_size)
-    gen = Generator(ckpt, device)
+    gen = Generator(ckpt, device, raw)
     codes = {}
     if gen.can("sample_codes"):
         n_cat = gen.cfg["n_cat"]
@@ -302,14 +309,14 @@ def export(ckpt, n=10000, out=None, seed=0, batch_size=500, device="auto", cat=N
 
 
 @utils.one_line_errors
-def traverse(ckpt, code=None, range=2.0, steps=10, seed=0, out=None, device="auto"):
+def traverse(ckpt, code=None, range=2.0, steps=10, seed=0, out=None, device="auto", raw=False):
     """For a model with latent codes (infogan): a grid per continuous code, swept along each row.
 
     One grid per continuous code (or only --code K, counted from 1), written to the folder --out,
     one row per category, the code swept from -range to +range along each row in `steps` images,
     the noise (drawn with --seed) and the other codes fixed."""
     check_positive(steps=steps)
-    gen = Generator(ckpt, device)
+    gen = Generator(ckpt, device, raw)
     if not gen.can("grid_input", "sample_latent"):
         utils.die(f"traverse: {gen.name}.py checkpoints have no latent codes to traverse (infogan's do)")
     n_cont = gen.cfg["n_cont"]
@@ -352,7 +359,7 @@ def encode(ckpt, images=None, out=None, batch_size=500, device="auto"):
 
 
 @utils.one_line_errors
-def reconstruct(ckpt, images=None, n=32, out=None, device="auto"):
+def reconstruct(ckpt, images=None, n=32, out=None, device="auto", raw=False):
     """For a model with an encoder (bigan): write a grid of images x beside G(E(x)).
 
     In pairs of columns. The images: the first n of --images (a folder, an image file or an
@@ -368,7 +375,7 @@ def reconstruct(ckpt, images=None, n=32, out=None, device="auto"):
     else:
         x = read_images(images, model.cfg["image_size"], model.cfg["channels"])[0][:n]
     path = model.out_path(out, "reconstructions.png", GRID_SUFFIXES)
-    G, E = model.module("build_generator", "G"), model.module("build_encoder", "E")
+    G, E = model.generator(raw), model.module("build_encoder", "E")
     with torch.no_grad():
         real = model.to_model_range(x)
         pairs = torch.stack([real, G(E(real))], dim=1).flatten(0, 1).float().cpu()

@@ -365,6 +365,7 @@ def score_one(
     inception_weights=None,
     device="auto",
     quiet=False,
+    raw=False,
 ):
     """The scores of one checkpoint (a file), as a dict of metrics and its step; printed unless quiet."""
     import sampler  # sampler imports this module (its score command): imported here, when used
@@ -415,8 +416,9 @@ def score_one(
                 ),
             ]
     else:
-        gen = sampler.Generator(path, device)
-        what = f"{images}" if images is not None else f"{n} samples"
+        gen = sampler.Generator(path, device, raw)
+        averaged = not raw and "G_ema" in gen.state["models"]
+        what = f"{images}" if images is not None else f"{n} samples of {'G_ema, the average of G' if averaged else 'G'}"
         fake = (
             _score_images(gen, images, "--images")[0]
             if images is not None
@@ -454,6 +456,7 @@ def score(
     inception_weights=None,
     out=None,
     device="auto",
+    raw=False,
 ):
     """Measure a generator (or a translation model) in a feature space: IS, FID, class coverage.
 
@@ -465,6 +468,7 @@ def score(
     range train|test:START:STOP, a folder, an .npz); --images scores those images in place of
     samples (e.g. --images test:8000:10000, real held-out images, for a reference). A translation
     model (cyclegan) scores its held-out images translated each way against the other domain.
+    A run trained with --ema is scored by its average of G's weights (G_ema); --raw scores G itself.
     --ckpt a folder of checkpoints (a run's checkpoints/): each is scored, and scores.csv and
     scores.png (the metrics against the training step) are written to the folder --out (default:
     the run folder). --ckpt a run folder: its last checkpoint, as for every command."""
@@ -480,6 +484,7 @@ def score(
         seed=seed,
         inception_weights=inception_weights,
         device=device,
+        raw=raw,
     )
     every = Path(str(ckpt)).is_dir() and not (Path(str(ckpt)) / "checkpoints").is_dir()  # not a run folder
     if not every:

@@ -54,7 +54,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 REPO_ID = "gan-reference"  # stamped in every checkpoint so foreign files are refused
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # what a run's checkpoint holds; 2: the configs and nets since the authors' details and --ema
 
 
 # --------------------------------------------------------------------------- errors, flags
@@ -172,6 +172,7 @@ def add_run_flags(
     amp_help: str = "bfloat16 autocast for the forward passes (fast on recent GPUs)",
     compile_help: str = "torch.compile G and D; 'reduce-overhead' also captures CUDA graphs",
     distributed: bool = False,
+    ema: float | None = None,
 ):
     """The flags every training script has (device, --amp, --compile, seed, output folder, resume,
     checkpoint and log intervals), as a "run" group of `parser`, returned for the script's own;
@@ -190,6 +191,14 @@ def add_run_flags(
         help=compile_help,
     )
     run.add_argument("--seed", type=int, default=seed, help="seeds weights, noise, data order: same seed, same run")
+    if ema is not None:
+        run.add_argument(
+            "--ema",
+            type=decay,
+            default=ema,
+            help="not in the paper: samples come from an exponential moving average of G's weights with this "
+            "decay (Yazici et al. 2019); 0: from G itself",
+        )
     run.add_argument("--out", default=None, help=f"run folder (default runs/{script}/<dataset>-<time>)")
     run.add_argument("--resume", default=None, help="checkpoint to continue from; its run folder is reused")
     run.add_argument(
@@ -212,6 +221,13 @@ def add_run_flags(
 
 
 RESUMABLE_RUN_FLAGS = {"device", "amp", "compile", "save_every", "log_every", "sync_bn"}  # how, not what, is trained
+
+
+def decay(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
 
 
 def data_range(text: str) -> tuple[str, int, int]:
@@ -583,8 +599,11 @@ def load_checkpoint(path, script: str | tuple[str, ...] | None = None) -> dict:
         die(f"{path} is not a checkpoint of this repository ({reason})")
     if not isinstance(state, dict) or state.get("repo") != REPO_ID:
         die(f"{path} is not a checkpoint of this repository (a PyTorch file, but not one its scripts wrote)")
-    if state.get("format") != CHECKPOINT_FORMAT:
-        die(f"{path} has checkpoint format {state.get('format')}, this code reads {CHECKPOINT_FORMAT}")
+    if "cfg" in state and state.get("format") != CHECKPOINT_FORMAT:  # a run's checkpoint; caches have no config
+        die(
+            f"{path} was written by another version of these scripts (checkpoint format {state.get('format')}, this "
+            f"code reads {CHECKPOINT_FORMAT}): train it again, or use the version that wrote it"
+        )
     wanted = (script,) if isinstance(script, str) else script
     if wanted and state.get("script") not in wanted:
         die(f"{path} was written by {state.get('script')}.py, not {' or '.join(w + '.py' for w in wanted)}")
@@ -942,10 +961,10 @@ class SkipUnreadable(torch.utils.data.Dataset):
         raise RuntimeError("no image of the folder can be read")
 
 
-def load_image_folder(path, image_size: int, channels: int = 3):
-    """A torchvision ImageFolder of any images, resized and center-cropped to image_size,
-    as tensors in [-1, 1]. Images may sit in class subfolders or directly in `path`;
-    unreadable ones are skipped with a warning."""
+def load_image_folder(path, image_size: int, channels: int = 3, square: bool = False):
+    """A torchvision ImageFolder of any images, resized and center-cropped to image_size (square:
+    resized to image_size x image_size, bicubic, as CycleGAN's authors), as tensors in [-1, 1].
+    Images may sit in class subfolders or directly in `path`; unreadable ones are skipped with a warning."""
     from torchvision import datasets, transforms
 
     if not path:
@@ -959,8 +978,11 @@ def load_image_folder(path, image_size: int, channels: int = 3):
         )
     transform = transforms.Compose(
         [
-            transforms.Resize(image_size),
-            transforms.CenterCrop(image_size),
+            *(
+                [transforms.Resize((image_size, image_size), transforms.InterpolationMode.BICUBIC)]
+                if square
+                else [transforms.Resize(image_size), transforms.CenterCrop(image_size)]
+            ),
             *([transforms.Grayscale()] if channels == 1 else []),
             transforms.ToTensor(),
             transforms.Normalize([0.5] * channels, [0.5] * channels),

@@ -57,6 +57,8 @@ HPARAMS = dict(
     gp_lambda=10.0,  # weight of the gradient penalty (LAMBDA)
     beta2=0.9,  # Adam's beta2 in both
     critic_norm="none",  # no normalisation in the critic; "layer" is the paper's suggestion in place of batch norm
+    init="tflib",  # the authors' initialisation (tflib_init); "pytorch": PyTorch's layer defaults
+    ema=0.0,  # not in the paper: sample from an average of G's weights with this decay (0: from G itself)
 )
 # Each experiment's own values, from the authors' script for it; a flag left unset takes these.
 PRESETS = {
@@ -71,6 +73,7 @@ PRESETS = {
         channels=1,
         image_size=28,
         value_range=(0.0, 1.0),  # G ends in a sigmoid; data are scaled to match
+        dequantize=False,  # the pixels as they are, x / 255
     ),
     "resnet": dict(  # gan_cifar_resnet.py
         width=128,  # DIM_G = DIM_D: the filters of every residual block
@@ -83,6 +86,7 @@ PRESETS = {
         channels=3,
         image_size=32,
         value_range=(-1.0, 1.0),  # G ends in tanh; data are scaled to match
+        dequantize=True,  # 2 (x / 256 - 0.5) + U(0, 1/128): each pixel's value spread over its bin
     ),
 }
 
@@ -97,6 +101,33 @@ def paper_config(arch, **changes):
 
 
 # --------------------------------------------------------------------------- models: MNIST (gan_mnist.py)
+def tflib_init(layer):
+    """The authors' initialisation of a convolution or linear layer (tflib/ops), in place: weights uniform with
+    a standard deviation of sqrt(4 / (fan_in + fan_out)) for a convolution (he_init), sqrt(2 / (fan_in + fan_out))
+    for a linear map and for the convolutions the authors built with he_init=False (marked `glorot` below);
+    biases 0. A convolution's fans count its kernel's taps, those of its strided side divided by stride^2. On a
+    3x3 conv of 128 -> 128 channels this is about 2.5x PyTorch's default."""
+    if isinstance(layer, nn.Linear):
+        fan_in, fan_out, gain = layer.in_features, layer.out_features, 2.0
+    else:
+        taps, stride2 = layer.kernel_size[0] * layer.kernel_size[1], layer.stride[0] ** 2
+        fan_in, fan_out = layer.in_channels * taps, layer.out_channels * taps
+        if isinstance(layer, nn.ConvTranspose2d):
+            fan_in /= stride2  # a transposed conv's input is the strided side
+        else:
+            fan_out /= stride2
+        gain = 2.0 if getattr(layer, "glorot", False) else 4.0
+    bound = math.sqrt(3 * gain / (fan_in + fan_out))  # U(-b, b) has standard deviation b / sqrt(3)
+    nn.init.uniform_(layer.weight, -bound, bound)
+    nn.init.zeros_(layer.bias)
+
+
+def glorot(conv):
+    """Mark a convolution that the authors built with he_init=False, for tflib_init."""
+    conv.glorot = True
+    return conv
+
+
 def critic_norm(channels, kind):
     """Layer norm over (C, H, W) with a scale and shift per channel, as the authors' Layernorm; or nothing."""
     return nn.GroupNorm(1, channels) if kind == "layer" else nn.Identity()
@@ -176,7 +207,7 @@ class GeneratorBlock(nn.Module):
             nn.BatchNorm2d(ch), nn.ReLU(), nn.Conv2d(ch, ch, 3, 1, 1),
         )
         # fmt: on
-        self.shortcut = nn.Sequential(UpSample(), nn.Conv2d(ch, ch, 1))
+        self.shortcut = nn.Sequential(UpSample(), glorot(nn.Conv2d(ch, ch, 1)))
 
     def forward(self, x):
         return self.shortcut(x) + self.main(x)
@@ -195,7 +226,7 @@ class CriticBlock(nn.Module):
             DownSample() if down else nn.Identity(),  # ch x s/2 x s/2, or ch x s x s
         )
         # fmt: on
-        self.shortcut = nn.Sequential(nn.Conv2d(ch, ch, 1), DownSample()) if down else nn.Identity()
+        self.shortcut = nn.Sequential(glorot(nn.Conv2d(ch, ch, 1)), DownSample()) if down else nn.Identity()
 
     def forward(self, x):
         return self.shortcut(x) + self.main(x)
@@ -207,7 +238,7 @@ class CriticFirstBlock(nn.Module):
     def __init__(self, channels, ch):
         super().__init__()
         self.main = nn.Sequential(nn.Conv2d(channels, ch, 3, 1, 1), nn.ReLU(), nn.Conv2d(ch, ch, 3, 1, 1), DownSample())
-        self.shortcut = nn.Sequential(DownSample(), nn.Conv2d(channels, ch, 1))
+        self.shortcut = nn.Sequential(DownSample(), glorot(nn.Conv2d(channels, ch, 1)))
 
     def forward(self, x):
         return self.shortcut(x) + self.main(x)
@@ -224,7 +255,7 @@ class ResNetGenerator(nn.Module):
             GeneratorBlock(ch),                                          # ch x 8 x 8
             GeneratorBlock(ch),                                          # ch x 16 x 16
             GeneratorBlock(ch),                                          # ch x 32 x 32
-            nn.BatchNorm2d(ch), nn.ReLU(), nn.Conv2d(ch, channels, 3, 1, 1), nn.Tanh(),  # channels x 32 x 32
+            nn.BatchNorm2d(ch), nn.ReLU(), glorot(nn.Conv2d(ch, channels, 3, 1, 1)), nn.Tanh(),  # channels x 32 x 32
         )
         # fmt: on
 
@@ -253,17 +284,26 @@ class ResNetCritic(nn.Module):
         return self.out(self.blocks(x).mean(dim=(2, 3))).view(-1)
 
 
+def initialise(net, cfg):
+    """Every convolution and linear layer of `net` as the authors' tflib (cfg["init"] "tflib"), or as PyTorch's
+    defaults left it ("pytorch")."""
+    for layer in net.modules():
+        if cfg["init"] == "tflib" and isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            tflib_init(layer)
+    return net
+
+
 def build_generator(cfg):
     """G for a config (paper_config, or a run's); the sampler rebuilds G through this."""
     if cfg["arch"] == "mnist":
-        return MNISTGenerator(cfg["z_dim"], cfg["width"])
-    return ResNetGenerator(cfg["z_dim"], cfg["width"], cfg["channels"])
+        return initialise(MNISTGenerator(cfg["z_dim"], cfg["width"]), cfg)
+    return initialise(ResNetGenerator(cfg["z_dim"], cfg["width"], cfg["channels"]), cfg)
 
 
 def build_critic(cfg):
     if cfg["arch"] == "mnist":
-        return MNISTCritic(cfg["width"], cfg["critic_norm"])
-    return ResNetCritic(cfg["width"], cfg["channels"], cfg["critic_norm"])
+        return initialise(MNISTCritic(cfg["width"], cfg["critic_norm"]), cfg)
+    return initialise(ResNetCritic(cfg["width"], cfg["channels"], cfg["critic_norm"]), cfg)
 
 
 def build_optimizers(cfg, G, D):
@@ -286,6 +326,26 @@ def sample_noise(cfg, n, device="cpu", generator=None):
     return torch.randn(n, cfg["z_dim"], device=device, generator=generator)
 
 
+# --------------------------------------------------------------------------- an average of G
+def ema_decay(decay, step):
+    """The average's decay after `step` steps: `decay`, but less at first, (1 + step) / (10 + step),
+    so that the first steps' weights, far from any good ones, are soon forgotten."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def update_ema(G_ema, G, decay):
+    """From practice, not the paper (Yazici et al. 2019, "The Unusual Effectiveness of Averaging in
+    GAN Training"): G_ema's weights follow G's as an exponential moving average, w_ema <- decay w_ema
+    + (1 - decay) w, smoothing the oscillation of G's weights around a good point; samples are drawn
+    from G_ema. Batch norm's running statistics are averaged alike, its step counter copied."""
+    for ema, now in zip(G_ema.state_dict().values(), G.state_dict().values()):
+        if ema.is_floating_point():
+            ema.lerp_(now, 1 - decay)
+        else:
+            ema.copy_(now)
+
+
 # --------------------------------------------------------------------------- data
 def epoch_batches(data, cfg, epoch, start_step, device, rank=0, world=1):
     """Yield one epoch as groups of n_critic batches, one group per generator step, shaped
@@ -304,7 +364,11 @@ def epoch_batches(data, cfg, epoch, start_step, device, rank=0, world=1):
     lo, hi = cfg["value_range"]
     if isinstance(data, torch.Tensor):
         for idx in order.to(device).split(per_step):
-            images = data[idx].float().mul_((hi - lo) / 255).add_(lo)
+            images = data[idx].float()
+            if cfg["dequantize"]:  # gan_cifar_resnet.py: 2 (x / 256 - 0.5) + U(0, 1/128), in [-1, 1)
+                images = images.div_(128).sub_(1).add_(torch.rand_like(images).div_(128))
+            else:
+                images = images.mul_((hi - lo) / 255).add_(lo)
             yield images.view(cfg["n_critic"], bs, *images.shape[1:])
     else:
         loader = torch.utils.data.DataLoader(
@@ -378,6 +442,8 @@ def save_samples(G, fixed_noise, path, value_range, nrow=10):
 
 
 # ==== the run: flags, resume, torchrun, outputs (utils.py) ==============================================
+import copy  # noqa: E402
+
 import utils  # noqa: E402
 
 SCRIPT = "wgan_gp"
@@ -442,6 +508,13 @@ def build_parser():
         help="normalisation in the critic: none (the paper's default) or layer norm, which the paper "
         "suggests in place of batch norm (batch norm would couple the samples of a batch)",
     )
+    model.add_argument(
+        "--init",
+        default=h["init"],
+        choices=["tflib", "pytorch"],
+        help="weight initialisation: the authors' tflib (He-uniform convolutions, Glorot linear maps) or PyTorch's "
+        "layer defaults, about 2.5x smaller on a 3x3 conv",
+    )
 
     optim = p.add_argument_group("optimisation")
     optim.add_argument(
@@ -486,6 +559,7 @@ def build_parser():
         SCRIPT,
         step="generator steps",
         distributed=True,
+        ema=HPARAMS["ema"],
         amp_help="bfloat16 autocast for the forward passes; the gradient penalty stays in fp32",
         compile_help="torch.compile G; the critic stays eager, since the penalty's double backward cannot be compiled",
     )
@@ -552,7 +626,8 @@ def main(argv=None):
     run_dir = utils.make_run_dir(SCRIPT, cfg, ddp=ddp)  # only once flags, data and models are good
 
     opt_g, opt_d = build_optimizers(cfg, G, D)
-    models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}
+    G_ema = copy.deepcopy(G).requires_grad_(False) if cfg["ema"] else None  # the average samples come from
+    models, optimizers = {"G": G, "D": D} | ({"G_ema": G_ema} if cfg["ema"] else {}), {"G": opt_g, "D": opt_d}
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, generator steps done in it and in all
     if ckpt:
@@ -586,12 +661,16 @@ def main(argv=None):
                 g_share = cfg["g_batch_size"] // ddp.world  # G's batch is global, as the critic's
                 metrics = train_step(G_train, D_train, opt_g, opt_d, reals, cfg, g_share, cfg["amp"])
                 step, epoch_step = step + 1, epoch_step + 1
+                if cfg["ema"]:
+                    update_ema(G_ema, G, ema_decay(cfg["ema"], step))
                 log.add(metrics, step, epoch)
                 if step >= total_steps:
                     break
             log.flush()
-            if ddp.main:
-                save_samples(G, fixed_noise, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png", cfg["value_range"])
+            if ddp.main:  # the grids show what the sampler will draw: the average, if there is one
+                save_samples(
+                    G_ema or G, fixed_noise, run_dir / "samples" / f"epoch_{epoch + 1:03d}.png", cfg["value_range"]
+                )
                 utils.save_progress_gif(run_dir / "samples", run_dir / "progress.gif")
                 log.plot()
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first group

@@ -2,19 +2,25 @@
 # The README's results table: each script trained on real data, its own paper metric, and
 # `sampler.py score` on its last checkpoint, beside real held-out images scored the same way.
 #
-#   bash benchmarks/results.sh                      # every row, one after another
-#   bash benchmarks/results.sh dcgan-mnist bigan-fashion   # some rows
-#   DATA=data bash benchmarks/results.sh split      # only the MNIST split below, for your own runs
+#   bash benchmarks/results.sh                                   # every row, seed 0, one after another
+#   SEEDS="0 1 2" bash benchmarks/results.sh dcgan-mnist bigan-mnist   # some rows, three seeds each
+#   .venv/bin/python benchmarks/results_table.py runs/results    # the tables: mean +- std over the seeds
 #
 # Environment: MNIST_T10K, a folder with MNIST's t10k-*-idx*-ubyte.gz (default
 # ../shared/data/mnist-t10k); DATA, the data root this makes (default data/results); OUT, where
-# the runs go (default runs/results); THREADS, CPU threads per run (default 1, so that two rows
-# can run side by side on two cores); DEVICE (default auto).
+# the runs go (default runs/results); SEEDS, the seeds of each row (default 0); THREADS, CPU
+# threads per run (default 1, so that two rows can run side by side on two cores); DEVICE
+# (default auto).
 #
 # MNIST: only its 10k test file is at hand, so DATA/MNIST/raw/ gets its first 8,000 digits as
 # the training file and the last 2,000 as the test file (held out from every run and from the
-# score classifier). Fashion-MNIST: the full 60,000 + 10,000, from DATA/FashionMNIST/raw/ or
-# Debian's dataset-fashion-mnist package.
+# score classifier): `python benchmarks/split_mnist.py` makes the same split for your own runs.
+# Fashion-MNIST: the full 60,000 + 10,000, from DATA/FashionMNIST/raw/ or Debian's
+# dataset-fashion-mnist package.
+#
+# Each run of a row lands in OUT/ROW-seedS/ with ROW-seedS.train.log (what training printed, its
+# own measures, its wall time) and ROW-seedS.score.log (`sampler.py score` of last.pt: of the average
+# of G for runs with --ema, then of G itself, then of the real held-out images).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -25,36 +31,38 @@ DEVICE=${DEVICE:-auto}
 
 make_mnist_split() {
     [ -f "$DATA/MNIST/raw/t10k-labels-idx1-ubyte.gz" ] && return
-    "$PY" - "${MNIST_T10K:-../shared/data/mnist-t10k}" "$DATA/MNIST/raw" <<'EOF'
-import gzip, struct, sys
-from pathlib import Path
-import numpy as np
-src, dst = Path(sys.argv[1]), Path(sys.argv[2])
-dst.mkdir(parents=True, exist_ok=True)
-for kind in ("images-idx3", "labels-idx1"):
-    data = gzip.open(src / f"t10k-{kind}-ubyte.gz").read()
-    ndim = data[3]
-    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    array = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
-    for split, part in (("train", array[:8000]), ("t10k", array[8000:])):
-        with gzip.open(dst / f"{split}-{kind}-ubyte.gz", "wb") as f:
-            f.write(struct.pack(">BBBB", 0, 0, 8, part.ndim) + struct.pack(f">{part.ndim}I", *part.shape))
-            f.write(part.tobytes())
-EOF
+    "$PY" benchmarks/split_mnist.py --t10k "${MNIST_T10K:-../shared/data/mnist-t10k}" --data-root "$DATA"
 }
 
-# row NAME HELD_OUT SCRIPT FLAGS...: train, then score the last checkpoint and the real held-out images
-row() {
-    local name=$1 held_out=$2 script=$3; shift 3
-    local dir="$OUT/$name"
-    rm -rf "$dir" && mkdir -p "$OUT"
-    local start=$SECONDS
-    "$PY" "$script" --data-root "$DATA" --device "$DEVICE" --out "$dir" "$@" 2>&1 | tr '\r' '\n' | grep -v '%|' > "$OUT/$name.train.log"
-    echo "trained in $((SECONDS - start)) s with $OMP_NUM_THREADS thread(s) on $(uname -m)" >> "$OUT/$name.train.log"
+# train NAME SEED SCRIPT FLAGS...: a training run of row NAME with --seed SEED, its output in NAME-seedSEED.train.log
+train() {
+    local name=$1 seed=$2 script=$3; shift 3
+    local run="$name-seed$seed" start=$SECONDS
+    "$PY" "$script" --data-root "$DATA" --device "$DEVICE" --seed "$seed" "$@" 2>&1 | tr '\r' '\n' | grep -v '%|' \
+        >> "$OUT/$run.train.log"
+    echo "trained in $((SECONDS - start)) s with $OMP_NUM_THREADS thread(s) on $(uname -m)" >> "$OUT/$run.train.log"
+}
+
+# score NAME SEED HELD_OUT: sampler.py score of the run's last.pt (the average of G and G itself, where the run kept
+# an average), and of the real held-out images (HELD_OUT, a data range; - for none)
+score() {
+    local run="$1-seed$2" held_out=$3
+    local last="$OUT/$run/checkpoints/last.pt"
     {
-        "$PY" sampler.py score --ckpt "$dir/checkpoints/last.pt" --n 10000 --device "$DEVICE"
-        [ "$script" = cyclegan.py ] || "$PY" sampler.py score --ckpt "$dir/checkpoints/last.pt" --images "$held_out" --device "$DEVICE"
-    } > "$OUT/$name.score.log" 2>&1
+        "$PY" sampler.py score --ckpt "$last" --n 10000 --device "$DEVICE"
+        if "$PY" -c "import torch, sys; sys.exit('G_ema' not in torch.load(sys.argv[1], weights_only=True)['models'])" "$last"; then
+            "$PY" sampler.py score --ckpt "$last" --n 10000 --device "$DEVICE" --raw
+        fi
+        [ "$held_out" = - ] || "$PY" sampler.py score --ckpt "$last" --images "$held_out" --device "$DEVICE"
+    } > "$OUT/$run.score.log" 2>&1
+}
+
+# row NAME SEED HELD_OUT SCRIPT FLAGS...: train from scratch, then score
+row() {
+    local name=$1 seed=$2 held_out=$3 script=$4; shift 4
+    rm -rf "$OUT/$name-seed$seed" "$OUT/$name-seed$seed".*.log && mkdir -p "$OUT"
+    train "$name" "$seed" "$script" --out "$OUT/$name-seed$seed" "$@"
+    score "$name" "$seed" "$held_out"
 }
 
 # montage DATA: docs/results_DATA.png, one row per script's last checkpoint: 10 samples from seed 0
@@ -70,7 +78,7 @@ import sampler
 out, data = Path(sys.argv[1]), sys.argv[2]
 rows, names = [], []
 for script in ("gan_mlp", "gan_maxout", "dcgan", "wgan_gp", "infogan", "bigan", "cyclegan"):
-    ckpt = out / f"{script}-{data}" / "checkpoints" / "last.pt"
+    ckpt = out / f"{script}-{data}-seed0" / "checkpoints" / "last.pt"
     if not ckpt.exists():
         continue
     with torch.no_grad():
@@ -99,34 +107,54 @@ MONTAGE
 
 make_mnist_split
 MNIST=(--train-range train:0:8000)
+EMA=(--ema 0.999)  # every run keeps an average of G: the score logs give FID with it and without
 [ $# -gt 0 ] || set -- dcgan-mnist gan_mlp-mnist gan_maxout-mnist wgan_gp-mnist infogan-mnist bigan-mnist cyclegan-mnist \
     dcgan-fashion gan_mlp-fashion gan_maxout-fashion wgan_gp-fashion infogan-fashion bigan-fashion cyclegan-fashion \
     montage-mnist montage-fashion
-for name in "$@"; do
+for seed in ${SEEDS:-0}; do  # every row of a seed before the next seed
+  for name in "$@"; do
+    run="$OUT/$name-seed$seed"
     case $name in
-    dcgan-mnist)      row "$name" test:0:2000 dcgan.py "${MNIST[@]}" --epochs 25 --amp --save-every 5
-                      "$PY" sampler.py score --ckpt "$OUT/$name/checkpoints" --device "$DEVICE" > "$OUT/$name.scores.log" 2>&1 ;;
-    gan_mlp-mnist)    row "$name" test:0:2000 gan_mlp.py --dataset mnist "${MNIST[@]}" --batchnorm --epochs 100 --amp ;;
-    gan_maxout-mnist) row "$name" test:0:2000 gan_maxout.py --train-range train:0:7000 --valid-range train:7000:8000 \
-                          --test-range test:0:2000 --epochs 500
-                      "$PY" gan_maxout.py --eval-parzen --ckpt "$OUT/$name/checkpoints/last.pt" >> "$OUT/$name.train.log" 2>&1 ;;
-    wgan_gp-mnist)    row "$name" test:0:2000 wgan_gp.py "${MNIST[@]}" --steps 1600 --amp ;;
-    infogan-mnist)    row "$name" test:0:2000 infogan.py "${MNIST[@]}" --eval-range test:0:2000 --epochs 25 --amp ;;
-    bigan-mnist)      row "$name" test:0:2000 bigan.py "${MNIST[@]}" --eval-range test:0:2000 --epochs 200 --amp ;;
-    cyclegan-mnist)   row "$name" - cyclegan.py "${MNIST[@]}" --eval-range test:0:2000 --ngf 16 --ndf 32 \
+    dcgan-mnist)      row "$name" "$seed" test:0:2000 dcgan.py "${MNIST[@]}" "${EMA[@]}" --epochs 25 --amp --save-every 5
+                      "$PY" sampler.py score --ckpt "$run/checkpoints" --device "$DEVICE" > "$run.scores.log" 2>&1 ;;
+    gan_mlp-mnist)    row "$name" "$seed" test:0:2000 gan_mlp.py --dataset mnist "${MNIST[@]}" "${EMA[@]}" --batchnorm \
+                          --epochs 100 --amp ;;
+    gan_maxout-mnist) row "$name" "$seed" test:0:2000 gan_maxout.py --train-range train:0:7000 \
+                          --valid-range train:7000:8000 --test-range test:0:2000 "${EMA[@]}" --epochs 100
+                      "$PY" gan_maxout.py --eval-parzen --ckpt "$run/checkpoints/last.pt" >> "$run.train.log" 2>&1 ;;
+    wgan_gp-mnist)    row "$name" "$seed" test:0:2000 wgan_gp.py "${MNIST[@]}" "${EMA[@]}" --steps 600 --amp ;;
+    wgan_gp-mnist-pytorch-init)  # before the authors' initialisation: PyTorch's defaults
+                      row "$name" "$seed" test:0:2000 wgan_gp.py "${MNIST[@]}" "${EMA[@]}" --steps 600 --amp --init pytorch ;;
+    infogan-mnist)    row "$name" "$seed" test:0:2000 infogan.py "${MNIST[@]}" --eval-range test:0:2000 "${EMA[@]}" \
+                          --epochs 25 --amp ;;
+    infogan-mnist-leak0.1)  # the paper's Table 1 slope, not the authors' code's
+                      row "$name" "$seed" test:0:2000 infogan.py "${MNIST[@]}" --eval-range test:0:2000 "${EMA[@]}" \
+                          --epochs 25 --amp --leak 0.1 ;;
+    bigan-mnist)      # the probes after 30, 300 and 3,000 steps, then at the end: the same run, resumed
+                      rm -rf "$run" "$run".*.log && mkdir -p "$OUT"
+                      flags=("${MNIST[@]}" --eval-range test:0:2000 "${EMA[@]}" --epochs 150 --amp)
+                      train "$name" "$seed" bigan.py --out "$run" "${flags[@]}" --steps 30
+                      for steps in 300 3000; do
+                          train "$name" "$seed" bigan.py --resume "$run/checkpoints/last.pt" --steps "$steps"
+                      done
+                      train "$name" "$seed" bigan.py --resume "$run/checkpoints/last.pt" --steps 9300
+                      score "$name" "$seed" test:0:2000 ;;
+    cyclegan-mnist)   row "$name" "$seed" - cyclegan.py "${MNIST[@]}" --eval-range test:0:2000 --ngf 16 --ndf 32 \
                           --batch-size 8 --epochs 6 --decay-epochs 3 ;;
-    dcgan-fashion)    row "$name" test:0:10000 dcgan.py --dataset fashion-mnist --epochs 5 --amp ;;
-    gan_mlp-fashion)  row "$name" test:0:10000 gan_mlp.py --dataset fashion-mnist --batchnorm --epochs 15 --amp ;;
-    gan_maxout-fashion) row "$name" test:0:10000 gan_maxout.py --dataset fashion-mnist --epochs 30
-                      "$PY" gan_maxout.py --eval-parzen --ckpt "$OUT/$name/checkpoints/last.pt" >> "$OUT/$name.train.log" 2>&1 ;;
-    wgan_gp-fashion)  row "$name" test:0:10000 wgan_gp.py --dataset fashion-mnist --epochs 5 --amp ;;
-    infogan-fashion)  row "$name" test:0:10000 infogan.py --dataset fashion-mnist --epochs 5 --amp ;;
-    bigan-fashion)    row "$name" test:0:10000 bigan.py --dataset fashion-mnist --epochs 25 --amp ;;
-    cyclegan-fashion) row "$name" - cyclegan.py --dataset fashion-mnist --ngf 16 --ndf 32 --batch-size 8 \
+    dcgan-fashion)    row "$name" "$seed" test:0:10000 dcgan.py --dataset fashion-mnist "${EMA[@]}" --epochs 5 --amp ;;
+    gan_mlp-fashion)  row "$name" "$seed" test:0:10000 gan_mlp.py --dataset fashion-mnist "${EMA[@]}" --batchnorm \
+                          --epochs 15 --amp ;;
+    gan_maxout-fashion) row "$name" "$seed" test:0:10000 gan_maxout.py --dataset fashion-mnist "${EMA[@]}" --epochs 30
+                      "$PY" gan_maxout.py --eval-parzen --ckpt "$run/checkpoints/last.pt" >> "$run.train.log" 2>&1 ;;
+    wgan_gp-fashion)  row "$name" "$seed" test:0:10000 wgan_gp.py --dataset fashion-mnist "${EMA[@]}" --steps 600 --amp ;;
+    infogan-fashion)  row "$name" "$seed" test:0:10000 infogan.py --dataset fashion-mnist "${EMA[@]}" --epochs 5 --amp ;;
+    bigan-fashion)    row "$name" "$seed" test:0:10000 bigan.py --dataset fashion-mnist "${EMA[@]}" --epochs 20 --amp ;;
+    cyclegan-fashion) row "$name" "$seed" - cyclegan.py --dataset fashion-mnist --ngf 16 --ndf 32 --batch-size 8 \
                           --epochs 1 --decay-epochs 1 ;;
     split)            ;;  # made above
     montage-mnist)    montage mnist ;;
     montage-fashion)  montage fashion ;;
     *) echo "unknown row $name" >&2; exit 2 ;;
     esac
+  done
 done

@@ -73,15 +73,70 @@ def test_nearest_neighbour_is_exact_on_a_small_case():
 
 
 def test_learning_rate_schedule():
-    cfg = {"lr": 2e-4, "epochs": 10, "constant_epochs": 0}
-    assert bigan.learning_rate(cfg, 0) == 2e-4 and bigan.learning_rate(cfg, 5) == pytest.approx(1e-4)
-    cfg["constant_epochs"] = 6  # the authors' shape: constant, then linear to 0
+    cfg = {"lr": 2e-4, "epochs": 10, "decay_epochs": None, "lr_decay": "exponential"}  # decays over epochs 5-9
+    assert bigan.learning_rate(cfg, 0) == 2e-4 and bigan.learning_rate(cfg, 4.99) == 2e-4
+    assert bigan.learning_rate(cfg, 5.5) == pytest.approx(2e-4 * 0.01**0.2)  # the authors': once an epoch
+    assert bigan.learning_rate(cfg, 9.99) == pytest.approx(2e-6)  # 1% in the last epoch
+    cfg["decay_epochs"] = 2
+    assert bigan.learning_rate(cfg, 7.9) == 2e-4 and bigan.learning_rate(cfg, 8) == pytest.approx(2e-4 * 0.1)
+    cfg.update(lr_decay="linear", decay_epochs=4)  # step by step to 0 over the last 4 epochs
     assert bigan.learning_rate(cfg, 5.9) == 2e-4 and bigan.learning_rate(cfg, 8) == pytest.approx(1e-4)
     assert bigan.learning_rate(cfg, 10) == 0
 
 
+def test_encoder_output_stays_in_the_uniform_noise_cube():
+    """With z ~ U(-1, 1) E(x) is squashed into [-1, 1] (else D tells a real pair by |E(x)_i| > 1);
+    with normal noise it is left unbounded."""
+    cfg = {"z_dim": 5, "hidden": 32, "affine": False}
+    x = torch.rand(64, 1, 28, 28)
+    E = bigan.build_encoder({**cfg, "noise": "uniform"})
+    with torch.no_grad():
+        E.out.weight.mul_(1000)  # logits far outside [-1, 1]
+        assert E(x).abs().max() <= 1 and E(x).abs().max() > 0.99
+    E = bigan.build_encoder({**cfg, "noise": "normal"})
+    with torch.no_grad():
+        E.out.weight.mul_(1000)
+        assert E(x).abs().max() > 2
+
+
+def test_authors_nets_have_no_learnable_scale_shift_or_bias():
+    cfg = {"z_dim": 5, "hidden": 32, "noise": "uniform", "affine": False}
+    for net in (bigan.build_generator(cfg), bigan.build_encoder(cfg), bigan.build_discriminator(cfg)):
+        names = [name for name, _ in net.named_parameters()]
+        assert names and all(name.endswith("weight") for name in names)  # no bias anywhere
+        assert all(not m.affine for m in net.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    assert any(name.endswith("bias") for name, _ in bigan.build_encoder({**cfg, "affine": True}).named_parameters())
+    assert bigan.build_discriminator(cfg).out[-1].weight.abs().sum() == 0  # D starts by saying 1/2
+
+
+def test_simultaneous_update_takes_both_gradients_at_the_old_weights():
+    """update_both: G and E's step is the one computed against D as it was before its own step;
+    the alternating update's, through the updated D, differs."""
+    cfg = {"z_dim": 5, "hidden": 32, "noise": "uniform", "affine": False, "loss": "non-saturating"}
+    cfg |= {"lr": 1e-2, "beta1": 0.5, "beta2": 0.999, "weight_decay": 0.0}
+    real, z = torch.rand(16, 1, 28, 28), bigan.sample_noise(cfg, 16, generator=torch.Generator().manual_seed(0))
+
+    def fresh():
+        torch.manual_seed(0)
+        G, E, D = bigan.build_generator(cfg), bigan.build_encoder(cfg), bigan.build_discriminator(cfg)
+        torch.nn.init.normal_(D.out[-1].weight, 0, 0.02)  # a D whose step G and E would feel
+        return G, E, D, *bigan.build_optimizers(cfg, G, E, D)
+
+    def after_one_step(update):
+        G, E, D, opt_ge, opt_d = fresh()
+        bigan.train_step(G, E, D, opt_ge, opt_d, real, z, {**cfg, "update": update})
+        return G.state_dict()
+
+    G, E, D, opt_ge, _ = fresh()
+    bigan.ge_objective(D(real, E(real)), D(G(z), z), cfg["loss"]).backward()
+    opt_ge.step()  # G and E's step against D as it was
+    simultaneous, alternating = after_one_step("simultaneous"), after_one_step("alternating")
+    assert all(torch.allclose(G.state_dict()[k], simultaneous[k], atol=1e-6) for k in simultaneous)
+    assert any(not torch.allclose(alternating[k], simultaneous[k], atol=1e-6) for k in simultaneous)
+
+
 def test_models_shapes_and_the_joint_discriminator_reads_z():
-    cfg = {"z_dim": 7, "hidden": 32, "noise": "normal"}
+    cfg = {"z_dim": 7, "hidden": 32, "noise": "normal", "affine": False}
     G, E, D = bigan.build_generator(cfg), bigan.build_encoder(cfg), bigan.build_discriminator(cfg)
     z = bigan.sample_noise(cfg, 5)
     x = G(z)
@@ -90,6 +145,7 @@ def test_models_shapes_and_the_joint_discriminator_reads_z():
     assert features["code"].shape == (5, 7) and features["hidden"].shape == (5, 32)
     assert torch.equal(E(x), features["code"])
     D.eval()
+    torch.nn.init.normal_(D.out[-1].weight, 0, 0.02)  # D starts at 0 for every pair: give it an output layer
     assert D(x, z).shape == (5,) and not torch.allclose(D(x, z), D(x, z + 1))  # same images, other codes
     uniform = bigan.sample_noise({**cfg, "noise": "uniform"}, 1000)
     assert uniform.abs().max() <= 1 and uniform.min() < -0.9
@@ -129,7 +185,7 @@ def test_no_range_flags_use_the_whole_files_of_a_small_data_root(tmp_path, mnist
 
 
 def test_resume_matches_uninterrupted_run(tmp_path, mnist_root):
-    flags = ["--epochs", "2", "--constant-epochs", "1"]
+    flags = ["--epochs", "2", "--decay-epochs", "1", "--ema", "0.9"]
     straight = run(tmp_path, mnist_root, *flags, "--steps", "26", name="straight")  # 20 steps an epoch
     split = run(tmp_path, mnist_root, *flags, "--steps", "3", name="split")
     bigan.main(["--resume", str(split / "checkpoints" / "last.pt"), "--steps", "26"])
@@ -151,7 +207,7 @@ def test_eval_probe_command(tmp_path, mnist_root, capsys):
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--constant-epochs", "5", "--epochs", "5"], "--constant-epochs must be 0 or more and less than --epochs"),
+        (["--decay-epochs", "6", "--epochs", "5"], "--decay-epochs 6 is more than --epochs 5"),
         (["--weight-decay", "-1"], "--weight-decay must be 0 or more"),
         (["--eval-probe"], "--eval-probe needs --ckpt"),
         (["--eval-range", "test:0:99999"], "asks for more than the 64 test images"),

@@ -278,3 +278,40 @@ def test_round_trips_keep_the_border_of_a_padded_digit(tmp_path, mnist_root):
     error = ((round_trip - a).abs() / 2).mean((0, 1, 2))  # by column, pixels in [0, 1]
     assert error[[0, 1, 30, 31]].max() < 0.2, error
     assert round_trip[..., -1].std(1).mean() < 0.1  # the right edge is grey, not coloured
+
+
+# --------------------------------------------------------------------------- the authors' folder augmentation
+def test_random_crop_and_flip_takes_a_window_of_each_image_mirrored_half_the_time():
+    images = torch.arange(2 * 3 * 5 * 5, dtype=torch.float).view(2, 3, 5, 5)
+    mirrored = 0
+    for seed in range(40):
+        out = cyclegan.random_crop_and_flip(images, 3, torch.Generator().manual_seed(seed))
+        assert out.shape == (2, 3, 3, 3)
+        for image, crop in zip(images, out):
+            windows = [image[:, t : t + 3, left : left + 3] for t in range(3) for left in range(3)]
+            assert any(torch.equal(crop, w) for w in windows) or any(torch.equal(crop, w.flip(-1)) for w in windows)
+            mirrored += not any(torch.equal(crop, w) for w in windows)
+    assert 20 < mirrored < 60  # of 80 crops, about half
+    assert cyclegan.load_size(256) == 286 and cyclegan.load_size(32) == 35
+
+
+def test_folders_are_augmented_and_resume_exactly_digits_never(tmp_path, image_folder, mnist_root, monkeypatch):
+    calls = []
+    crop = cyclegan.random_crop_and_flip
+    monkeypatch.setattr(cyclegan, "random_crop_and_flip", lambda *a: calls.append(a[0].shape) or crop(*a))
+    folders = ["--folder-a", str(image_folder / "class0"), "--folder-b", str(image_folder / "class1")]
+    folders += ["--image-size", "32", *TINY]
+
+    def folder_run(name, *flags):
+        cyclegan.main([*folders, "--out", str(tmp_path / name), *flags])
+        return tmp_path / name
+
+    straight = folder_run("straight", "--steps", "3")
+    assert calls and all(shape[-2:] == (35, 35) for shape in calls)  # 32 cropped from 35, as 256 from 286
+    split = folder_run("split", "--steps", "1")
+    cyclegan.main(["--resume", str(split / "checkpoints" / "last.pt"), "--steps", "3"])
+    assert losses(split) == losses(straight)  # the same crops and mirrors after the resume
+    calls.clear()
+    folder_run("plain", "--steps", "1", "--no-augment")
+    run(tmp_path, mnist_root, "--steps", "1")
+    assert calls == []  # --no-augment, and digits: never

@@ -10,6 +10,7 @@ from conftest import ROOT, synthetic_digits, write_idx
 from PIL import Image
 
 import dcgan
+import sampler
 import utils
 
 FAST = ["--batch-size", "16", "--log-every", "1", "--sample-size", "16"]
@@ -223,3 +224,34 @@ def test_bf16_autocast_trains_close_to_fp32(tmp_path, mnist_root):
     bf16 = losses(run(tmp_path, mnist_root, "--steps", "1", "--amp", name="bf16"))[0]
     assert bf16 != fp32  # autocast really changed the arithmetic...
     assert abs(float(bf16["d_loss"]) - float(fp32["d_loss"])) < 0.05  # ...but not the result
+
+
+# --------------------------------------------------------------------------- the average of G (--ema)
+def test_ema_update_on_a_known_case():
+    G, G_ema = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        G.weight.fill_(1.0), G_ema.weight.fill_(0.0)
+        G.running_mean.fill_(2.0), G_ema.running_mean.fill_(0.0)
+        G.num_batches_tracked.fill_(7)
+    dcgan.update_ema(G_ema, G, 0.75)
+    assert torch.allclose(G_ema.weight, torch.full((3,), 0.25))  # 0.75 * 0 + 0.25 * 1
+    assert torch.allclose(G_ema.running_mean, torch.full((3,), 0.5))  # batch norm's statistics averaged alike
+    assert int(G_ema.num_batches_tracked) == 7  # its step counter copied
+    assert dcgan.ema_decay(0.999, 0) == pytest.approx(0.1) and dcgan.ema_decay(0.999, 90) == pytest.approx(0.91)
+    assert dcgan.ema_decay(0.999, 10**6) == 0.999  # the warm-up ends
+
+
+def test_ema_is_checkpointed_resumes_exactly_and_is_what_the_sampler_draws(tmp_path, mnist_root):
+    straight = run(tmp_path, mnist_root, "--steps", "3", "--ema", "0.99", name="straight")
+    split = run(tmp_path, mnist_root, "--steps", "1", "--ema", "0.99", name="split")
+    dcgan.main(["--resume", str(split / "checkpoints" / "last.pt"), "--steps", "3"])
+    a, b = (utils.load_checkpoint(r / "checkpoints" / "last.pt")["models"] for r in (straight, split))
+    assert set(a) == {"G", "D", "G_ema"} and all(torch.equal(a["G_ema"][k], b["G_ema"][k]) for k in a["G_ema"])
+    assert any(not torch.equal(a["G_ema"][k], a["G"][k]) for k in a["G"])  # an average, not a copy of G
+    last = str(straight / "checkpoints" / "last.pt")
+    averaged, raw = sampler.Generator(last, "cpu"), sampler.Generator(last, "cpu", raw=True)
+    z = averaged.noise(4, 0)
+    assert not torch.equal(averaged(z), raw(z))
+    assert all(torch.equal(averaged.G.state_dict()[k], a["G_ema"][k]) for k in a["G_ema"])
+    without = run(tmp_path, mnist_root, "--steps", "1", name="without")
+    assert set(utils.load_checkpoint(without / "checkpoints" / "last.pt")["models"]) == {"G", "D"}  # --ema 0: off

@@ -230,7 +230,7 @@ def penalty_worker(rank, port, record):
     )
     torch.set_num_threads(1)
     torch.distributed.init_process_group("gloo")
-    cfg = {"arch": "mnist", "width": 8, "critic_norm": "none", "channels": 1}
+    cfg = {"arch": "mnist", "width": 8, "critic_norm": "none", "channels": 1, "init": "tflib"}
     torch.manual_seed(0)
     critic, reference = wgan_gp.build_critic(cfg), wgan_gp.build_critic(cfg)
     reference.load_state_dict(critic.state_dict())

@@ -197,3 +197,25 @@ def test_sampler_refuses_unknown_codes_and_models_without_codes(ckpt, tmp_path, 
         sampler.traverse(dc)
     with pytest.raises(SystemExit, match="dcgan.py checkpoints have no categorical code"):
         sampler.export(dc, n=2, cat=1, out=str(tmp_path / "y.npz"))
+
+
+def test_q_accuracy_depends_on_d_weights_not_on_its_running_statistics(tmp_path, mnist_root):
+    """Q reads real images with batch-norm statistics of real images, gathered afresh: overwriting
+    the statistics D kept in training (mostly of G's images) changes nothing."""
+    ckpt = utils.load_checkpoint(run(tmp_path, mnist_root, "--steps", "2") / "checkpoints" / "last.pt")
+    cfg = ckpt["cfg"]
+    D = infogan.build_discriminator(cfg)
+    D.load_state_dict(ckpt["models"]["D"])
+    images, labels = utils.load_mnist_range(cfg, "eval_range", "cpu")
+    train = utils.load_mnist_range(cfg, "train_range", "cpu")[0]
+    before = infogan.categorical_accuracy(D, cfg, images, labels, train)
+    for layer in D.modules():
+        if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+            layer.running_mean.normal_(0, 5), layer.running_var.uniform_(10, 20)
+    assert infogan.categorical_accuracy(D, cfg, images, labels, train) == before
+    with torch.no_grad():
+        D.eval()
+        kept = D(images.float() / 255)[1]
+        D.train()
+        fresh = infogan.with_real_statistics(D, train)(images.float() / 255)[1]
+    assert not torch.allclose(kept, fresh)  # the kept statistics would have given other predictions

@@ -92,7 +92,7 @@ def test_space_to_depth_downsampling_is_mean_pooling():
 
 @pytest.mark.parametrize("critic_norm", ["none", "layer"])
 def test_resnet_shapes(critic_norm):
-    cfg = {"arch": "resnet", "z_dim": 16, "width": 8, "channels": 3, "critic_norm": critic_norm}
+    cfg = {"arch": "resnet", "z_dim": 16, "width": 8, "channels": 3, "critic_norm": critic_norm, "init": "tflib"}
     G, D = wgan_gp.build_generator(cfg), wgan_gp.build_critic(cfg)
     images = G(torch.randn(4, 16))
     assert images.shape == (4, 3, 32, 32) and images.abs().max() <= 1
@@ -249,3 +249,38 @@ def test_bad_flags_exit_with_one_line(tmp_path, mnist_root, flags, message):
         run(tmp_path, mnist_root, *flags, name="x")
     assert message in str(exc.value) and "\n" not in str(exc.value)
     assert not (tmp_path / "x").exists()
+
+
+# --------------------------------------------------------------------------- the authors' details
+def test_tflib_initialisation_has_the_authors_standard_deviations():
+    """tflib: convolutions He-uniform, std sqrt(4 / (fan_in + fan_out)) (the strided side's fan over
+    stride^2), the he_init=False ones sqrt(2 / ...), linear maps Glorot; about 2.5x PyTorch's default
+    on a 3x3 conv of 128 channels."""
+    cfg = wgan_gp.paper_config("resnet", init="tflib", critic_norm="none")
+    D, G = wgan_gp.build_critic(cfg), wgan_gp.build_generator(cfg)
+    conv = D.blocks[2].main[2]  # a 3x3 conv, 128 -> 128
+    assert conv.weight.std().item() == pytest.approx((4 / (2 * 128 * 9)) ** 0.5, rel=0.02)
+    assert conv.bias.abs().sum() == 0
+    shortcut = D.blocks[1].shortcut[0]  # a 1x1 conv the authors built with he_init=False
+    assert shortcut.weight.std().item() == pytest.approx((2 / (2 * 128)) ** 0.5, rel=0.02)
+    linear = G.net[0]  # 128 -> 4 x 4 x 128, Glorot
+    assert linear.weight.std().item() == pytest.approx((2 / (128 + 2048)) ** 0.5, rel=0.02)
+    default = wgan_gp.build_critic({**cfg, "init": "pytorch"}).blocks[2].main[2]
+    assert (conv.weight.std() / default.weight.std()).item() == pytest.approx(2.45, rel=0.05)
+    mnist = wgan_gp.paper_config("mnist", init="tflib", critic_norm="none")
+    first = wgan_gp.build_critic(mnist).net[0]  # 5x5 conv 1 -> 64, stride 2: fan_out 64 x 25 / 4
+    assert first.weight.std().item() == pytest.approx((4 / (25 + 64 * 25 / 4)) ** 0.5, rel=0.05)
+    up = wgan_gp.build_generator(mnist).up2[0]  # 5x5 up-conv 128 -> 64, stride 2: fan_in 128 x 25 / 4
+    assert up.weight.std().item() == pytest.approx((4 / (128 * 25 / 4 + 64 * 25)) ** 0.5, rel=0.02)
+
+
+def test_cifar10_is_dequantised_as_the_authors_and_mnist_is_not():
+    images = torch.tensor([0, 100, 255], dtype=torch.uint8).view(3, 1, 1, 1).expand(3, 3, 32, 32).repeat(10, 1, 1, 1)
+    cfg = wgan_gp.paper_config("resnet", seed=0, batch_size=6)  # 5 critic batches of 6: the 30 images
+    (group,) = wgan_gp.epoch_batches(images, cfg, 0, 0, torch.device("cpu"))
+    value = images[torch.randperm(30, generator=torch.Generator().manual_seed(0))].float().view(5, 6, 3, 32, 32)
+    low = value / 128 - 1  # 2 (x / 256 - 0.5), then + U(0, 1/128)
+    assert (group >= low).all() and (group <= low + 1 / 128 + 1e-6).all() and (group - low).std() > 1e-3
+    mnist = wgan_gp.paper_config("mnist", seed=0, batch_size=6)
+    (group,) = wgan_gp.epoch_batches(images[:, :1], mnist, 0, 0, torch.device("cpu"))
+    assert torch.allclose(group.unique(), torch.tensor([0.0, 100 / 255, 1.0]))  # x / 255, as gan_mnist.py's data
