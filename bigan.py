@@ -38,7 +38,6 @@ drive it from your own loop; the probes are there too. Below that line: flags, r
 """
 
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -239,12 +238,17 @@ def ge_objective(real_logits, fake_logits, loss):
     return d_objective(fake_logits, real_logits)  # the flipped labels: real pairs called fake, fake ones real
 
 
-def train_step(G, E, D, opt_ge, opt_d, real, z, cfg, amp=False):
+def train_step(G, E, D, opt_ge, opt_d, real, z, cfg, amp=None, scalers=None):
     """One update of D and one joint update of G and E: both from the same forward pass at once
     (cfg["update"] "simultaneous", the authors' update_both), or D's first, then G and E's through
     the freshly updated D ("alternating"). Returns detached [d_loss, ge_loss, D(x, E(x)), D(G(z), z)]
-    (the last two as probabilities)."""
-    autocast = torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=amp)
+    (the last two as probabilities). amp: None (fp32), "bf16" or "fp16", autocast's type for the
+    forward passes; fp16 needs `scalers`, a torch.amp.GradScaler for D's optimizer and one for G and
+    E's (see dcgan.py's train_step)."""
+    scaler_d, scaler_ge = scalers or [torch.amp.GradScaler(enabled=False)] * 2  # disabled: no scaling at all
+    autocast = torch.autocast(
+        real.device.type, dtype=torch.float16 if amp == "fp16" else torch.bfloat16, enabled=bool(amp)
+    )
     with autocast:
         fake, code = G(z), E(real)
         real_logits, fake_logits = D(real, code).float(), D(fake, z).float()
@@ -255,21 +259,24 @@ def train_step(G, E, D, opt_ge, opt_d, real, z, cfg, amp=False):
         # (2) G and E: maximise log(1 - D(x, E(x))) + log D(G(z), z), both at the weights as they were:
         #     each loss's gradient goes to its own player's weights only
         ge_loss = ge_objective(real_logits, fake_logits, cfg["loss"])
-        d_loss.backward(inputs=list(D.parameters()), retain_graph=True)
-        ge_loss.backward(inputs=[*G.parameters(), *E.parameters()])
-        opt_d.step(), opt_ge.step()
+        scaler_d.scale(d_loss).backward(inputs=list(D.parameters()), retain_graph=True)
+        scaler_ge.scale(ge_loss).backward(inputs=[*G.parameters(), *E.parameters()])
+        scaler_d.step(opt_d), scaler_ge.step(opt_ge)  # unscaled first; with fp16, no step if any overflowed
+        scaler_d.update(), scaler_ge.update()
         opt_d.zero_grad(set_to_none=True), opt_ge.zero_grad(set_to_none=True)
     else:
         # (1) D: maximise log D(x, E(x)) + log(1 - D(G(z), z)): tell the real pairs from the generated ones
-        d_loss.backward(inputs=list(D.parameters()))  # no gradient into G or E from this update
-        opt_d.step()
+        scaler_d.scale(d_loss).backward(inputs=list(D.parameters()))  # no gradient into G or E from this update
+        scaler_d.step(opt_d)
+        scaler_d.update()
         opt_d.zero_grad(set_to_none=True)
         # (2) G and E: maximise log(1 - D(x, E(x))) + log D(G(z), z), through the freshly updated D
         D.requires_grad_(False)  # G and E's step needs gradients through D, not of its weights
         with autocast:
             ge_loss = ge_objective(D(real, code).float(), D(fake, z).float(), cfg["loss"])
-        ge_loss.backward()
-        opt_ge.step()
+        scaler_ge.scale(ge_loss).backward()
+        scaler_ge.step(opt_ge)
+        scaler_ge.update()
         opt_ge.zero_grad(set_to_none=True)
         D.requires_grad_(True)
 
@@ -287,14 +294,20 @@ def reconstruct(G, E, images):
 
 
 @torch.no_grad()
+def generate(G, z):
+    """G(z) as floats, with G in eval mode: batch norm uses its running statistics, so a sample
+    does not depend on the others drawn with it."""
+    G.eval()
+    samples = G(z).float()
+    G.train()
+    return samples
+
+
 def save_grids(G, E, fixed_noise, fixed_real, folder, epoch):
     """In `folder`: epoch_XXX.png, a grid of G(fixed_noise), and recon_epoch_XXX.png, the fixed
     held-out images x beside G(E(x)) in pairs of columns; the same z and x every epoch."""
-    G.eval()  # batch norm uses its running statistics, so a grid does not depend on its batch
-    save_image(
-        G(fixed_noise).float().cpu(), Path(folder) / f"epoch_{epoch:03d}.png", normalize=True, value_range=VALUE_RANGE
-    )
-    G.train()
+    save_image(generate(G, fixed_noise).cpu(), Path(folder) / f"epoch_{epoch:03d}.png", normalize=True,
+               value_range=VALUE_RANGE)  # fmt: skip
     pairs = torch.stack([fixed_real, reconstruct(G, E, fixed_real)], dim=1).flatten(0, 1)  # x, G(E(x)), x, ...
     save_image(
         pairs.float().cpu(),
@@ -382,10 +395,12 @@ def probe(E, cfg, train, held_out, device):
 
 # ==== the run: flags, resume, outputs (utils.py) ========================================================
 import copy  # noqa: E402
+import time  # noqa: E402
 
 import utils  # noqa: E402
 
 SCRIPT = "bigan"
+SNAPSHOT = ("G", "G_ema", "E")  # what checkpoints/epoch_XXX.pt keep: the nets that sample and score
 LOSS_COLUMNS = ["d_loss", "ge_loss", "d_real", "d_fake"]  # what train_step returns; losses.csv adds lr, images_per_s
 STATUS = "D {d_loss:.3f} G/E {ge_loss:.3f} D(x,E(x)) {d_real:.2f} D(G(z),z) {d_fake:.2f} lr {lr:.2e}"
 PLOTS = {"losses": ["d_loss", "ge_loss"], "D's outputs": ["d_real", "d_fake"], "learning rate": ["lr"]}
@@ -488,12 +503,27 @@ def build_parser():
         action="store_true",
         help="print the linear-probe and 1-NN accuracies of --ckpt's encoder and of a random one, and exit",
     )
-    run.add_argument("--ckpt", help="checkpoint to evaluate with --eval-probe")
+    run.add_argument("--ckpt", help="checkpoint (or run folder) to evaluate with --eval-probe")
+    run.add_argument(
+        "--probe-images",
+        type=int,
+        default=10_000,
+        help="the probes (at the end of a run, or --eval-probe) fit on this many training images and score on as "
+        "many held-out ones, so that they take seconds, not minutes (0: all)",
+    )
     return p
 
 
 # flags that may change when a run is resumed or evaluated; everything else must match the checkpoint
-RESUMABLE = utils.RESUMABLE_RUN_FLAGS | {"epochs", "steps", "data_root", "eval_range", "eval_probe", "ckpt"}
+RESUMABLE = utils.RESUMABLE_RUN_FLAGS | {
+    "epochs",
+    "steps",
+    "data_root",
+    "eval_range",
+    "eval_probe",
+    "ckpt",
+    "probe_images",
+}
 
 
 def check_flags(cfg):
@@ -540,7 +570,12 @@ def describe_probe(cfg, results, step, seconds, n_train, n_held_out):
 
 
 def report_probe(E, cfg, train, held_out, device, step):
-    """Print the probes' accuracies for E (and a random E); return them."""
+    """Print the probes' accuracies for E (and a random E), fitted on the first --probe-images training
+    images and scored on as many held-out ones (0: all); return them."""
+    n = cfg["probe_images"] or None
+    train, held_out = (train[0][:n], train[1][:n]), (held_out[0][:n], held_out[1][:n])
+    print(f"probing E and a random E: encoding {len(train[0]):,} training and {len(held_out[0]):,} held-out images, "
+          f"then a linear probe and 1-NN on each ...", flush=True)  # fmt: skip
     began = time.perf_counter()
     results = probe(E, cfg, train, held_out, device)
     print(describe_probe(cfg, results, step, time.perf_counter() - began, len(train[0]), len(held_out[0])))
@@ -565,7 +600,7 @@ def main(argv=None):
     cfg["image_size"], cfg["channels"] = 28, 1  # what the sampler reads off a checkpoint
     device = utils.pick_device(cfg["device"])
     utils.seed_everything(cfg["seed"])
-    utils.fast_cuda_kernels()  # cuDNN benchmarks its convolutions once per shape; TF32 matmuls
+    utils.cuda_kernels(cfg["deterministic"])  # on CUDA: autotuned cuDNN and TF32, or --deterministic kernels
     data, labels = utils.load_mnist_range(cfg, "train_range", device)
     held_out = utils.load_mnist_range(cfg, "eval_range", device)  # a bad range fails before training
     steps_per_epoch = check_data(cfg, data)
@@ -576,26 +611,27 @@ def main(argv=None):
     G_ema = copy.deepcopy(G).requires_grad_(False) if cfg["ema"] else None  # the average samples come from
     models = {"G": G, "E": E, "D": D} | ({"G_ema": G_ema} if cfg["ema"] else {})
     optimizers = {"GE": opt_ge, "D": opt_d}
+    scalers = {name: torch.amp.GradScaler(device.type, enabled=cfg["amp"] == "fp16") for name in optimizers}
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     fixed_real = held_out[0][:64].float() / 255  # the reconstruction grids' images, never trained on
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
     if ckpt:
-        utils.restore_training_state(ckpt, models, optimizers)
+        utils.restore_training_state(ckpt, models, optimizers, scalers=scalers)
         fixed_noise = ckpt["fixed_noise"].to(device)
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
     # the compiled modules share their parameters with G, E and D, which are what checkpoints save
     G_train, E_train, D_train = (torch.compile(m, mode=cfg["compile"]) if cfg["compile"] else m for m in (G, E, D))
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
     utils.refuse_finished(cfg, step, total_steps)  # a resumed run asked for no more steps
-    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, status=STATUS, plots=PLOTS, every=cfg["log_every"],
+    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, cfg, status=STATUS, plots=PLOTS,
                             images_per_step=cfg["batch_size"], total_steps=total_steps, step=step,
-                            resumed=bool(ckpt), cpu_recipe=CPU_RECIPE, extra_columns=["lr"],
+                            cpu_recipe=CPU_RECIPE, extra_columns=["lr"],
                             extra=lambda: {"lr": opt_d.param_groups[0]["lr"]})  # fmt: skip
 
-    def checkpoint(name):
+    def checkpoint(name, keep=None):
         path = run_dir / "checkpoints" / name
         progress = dict(epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
-        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, **progress)
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, scalers=scalers, keep=keep, **progress)
         return path
 
     print(f"bigan: {len(data)} {cfg['dataset']} images ({utils.range_text(cfg, 'train_range', len(data))}) "
@@ -607,7 +643,8 @@ def main(argv=None):
                 for opt in (opt_ge, opt_d):  # a python float per step: no host sync
                     opt.param_groups[0]["lr"] = learning_rate(cfg, step / steps_per_epoch)
                 z = sample_noise(cfg, real.shape[0], device)
-                metrics = train_step(G_train, E_train, D_train, opt_ge, opt_d, real, z, cfg, cfg["amp"])
+                metrics = train_step(G_train, E_train, D_train, opt_ge, opt_d, real, z, cfg, cfg["amp"],
+                                     (scalers["D"], scalers["GE"]))  # fmt: skip
                 step, epoch_step = step + 1, epoch_step + 1
                 if cfg["ema"]:
                     update_ema(G_ema, G, ema_decay(cfg["ema"], step))
@@ -621,11 +658,12 @@ def main(argv=None):
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
                 epoch, epoch_step = epoch + 1, 0
                 if epoch % cfg["save_every"] == 0:
-                    checkpoint(f"epoch_{epoch:03d}.pt")
+                    checkpoint(f"epoch_{epoch:03d}.pt", keep=SNAPSHOT)
             checkpoint("last.pt")
     report_probe(E, cfg, (data, labels), held_out, device, step)
     print(
-        f"done: {step} steps; samples, reconstructions, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}"
+        f"done: {utils.plural(step, 'step')}; samples, reconstructions, progress.gif, losses.csv and "
+        f"checkpoints/last.pt in {run_dir}"
     )
     return run_dir
 

@@ -281,13 +281,18 @@ def lsgan(logits, target):
     return (logits.float() - target).pow(2).mean()
 
 
-def train_step(G, F, D_A, D_B, opt_g, opt_d, real_a, real_b, pools, cfg, amp=False):
+def train_step(G, F, D_A, D_B, opt_g, opt_d, real_a, real_b, pools, cfg, amp=None, scalers=None):
     """One update of G and F together, then one of D_A and D_B together; `pools` are D_A's and
     D_B's image pools. Returns detached [D_A loss, D_B loss, GAN loss, cycle loss, identity loss].
 
     Under torchrun the nets are wrapped in DistributedDataParallel; G and F then run three times
-    each before their one backward, whose gradients DDP averages."""
-    autocast = torch.autocast(real_a.device.type, dtype=torch.bfloat16, enabled=amp)
+    each before their one backward, whose gradients DDP averages. amp: None (fp32), "bf16" or "fp16",
+    autocast's type for the forward passes; fp16 needs `scalers`, a torch.amp.GradScaler for G and F's
+    optimizer and one for the discriminators' (see dcgan.py's train_step)."""
+    scaler_g, scaler_d = scalers or [torch.amp.GradScaler(enabled=False)] * 2  # disabled: no scaling at all
+    autocast = torch.autocast(
+        real_a.device.type, dtype=torch.float16 if amp == "fp16" else torch.bfloat16, enabled=bool(amp)
+    )
 
     # (1) G and F: minimise LSGAN (D_B(G(a)) - 1)^2 + (D_A(F(b)) - 1)^2
     #     + lambda_cyc (|F(G(a)) - a| + |G(F(b)) - b|) + identity * lambda_cyc (|G(b) - b| + |F(a) - a|)
@@ -303,8 +308,9 @@ def train_step(G, F, D_A, D_B, opt_g, opt_d, real_a, real_b, pools, cfg, amp=Fal
         if cfg["identity"] > 0:  # G should leave a B image alone, F an A image: keeps colours honest
             identity = (G(real_b).float() - real_b).abs().mean() + (F(real_a).float() - real_a).abs().mean()
             g_loss = g_loss + cfg["identity"] * cfg["cycle_weight"] * identity
-    g_loss.backward()
-    opt_g.step()
+    scaler_g.scale(g_loss).backward()
+    scaler_g.step(opt_g)  # the gradients unscaled first; with fp16, no step if any overflowed
+    scaler_g.update()
     opt_g.zero_grad(set_to_none=True)
     D_A.requires_grad_(True), D_B.requires_grad_(True)
 
@@ -312,8 +318,9 @@ def train_step(G, F, D_A, D_B, opt_g, opt_d, real_a, real_b, pools, cfg, amp=Fal
     with autocast:
         d_a = 0.5 * (lsgan(D_A(real_a), 1.0) + lsgan(D_A(pools[0].query(fake_a)), 0.0))
         d_b = 0.5 * (lsgan(D_B(real_b), 1.0) + lsgan(D_B(pools[1].query(fake_b)), 0.0))
-    (d_a + d_b).backward()
-    opt_d.step()
+    scaler_d.scale(d_a + d_b).backward()
+    scaler_d.step(opt_d)
+    scaler_d.update()
     opt_d.zero_grad(set_to_none=True)
     return torch.stack([d_a, d_b, gan, cycle, identity]).detach().float()
 
@@ -337,6 +344,7 @@ import scores  # noqa: E402
 import utils  # noqa: E402
 
 SCRIPT = "cyclegan"
+SNAPSHOT = ("G", "F")  # what checkpoints/epoch_XXX.pt keep: the nets that sample and score
 LOSS_COLUMNS = ["d_a", "d_b", "g_gan", "cycle", "identity"]  # what train_step returns; losses.csv adds lr, images_per_s
 # the progress bar's text
 STATUS = "D_A {d_a:.3f} D_B {d_b:.3f} GAN {g_gan:.3f} cycle {cycle:.3f} idt {identity:.3f} lr {lr:.2e}"
@@ -379,7 +387,7 @@ def build_parser():
         type=utils.positive_int,
         help="images are resized to this; default 32 for digits, 256 (the paper's) for folders",
     )
-    data.add_argument("--workers", type=int, default=4, help="DataLoader worker processes for folders")
+    data.add_argument("--workers", type=int, default=utils.WORKERS, help="DataLoader worker processes for folders")
     data.add_argument(
         "--no-augment",
         dest="augment",
@@ -460,6 +468,13 @@ def build_parser():
         default=600,
         help="batches of 128 the digit classifier that judges translations trains for",
     )
+    evaluation.add_argument(
+        "--eval-images",
+        type=int,
+        default=1000,
+        help="the scores (at the end of a run, or --eval) translate this many held-out images each way, so that "
+        "they take seconds, not minutes at paper width (0: all)",
+    )
     return p
 
 
@@ -475,6 +490,7 @@ RESUMABLE = utils.RESUMABLE_RUN_FLAGS | {
     "eval",
     "ckpt",
     "classifier_steps",
+    "eval_images",
 }
 
 
@@ -555,16 +571,16 @@ def describe_source(cfg, domains, device, ddp):
     if cfg["folder_a"]:
         source = f"{cfg['folder_a']} <-> {cfg['folder_b']}"
     else:
-        source = f"{cfg['dataset']} {utils.range_text(cfg, 'train_range')}: "
-        source += f"{len(domains[0])} grey / {len(domains[1])} coloured"
+        source = f"{cfg['dataset']} ({utils.range_text(cfg, 'train_range')}): "
+        source += f"{len(domains[0]):,} grey / {len(domains[1]):,} coloured"
     processes = f" x {ddp.world} processes" if ddp.torchrun else ""
     return f"{source}, {cfg['image_size']}x{cfg['image_size']} on {device}{processes}"
 
 
-def restore(ckpt, models, optimizers, pools, ddp, device):
+def restore(ckpt, models, optimizers, scalers, pools, ddp, device):
     """Resume: the weights, optimizer states and RNG states, and this process's image pools (the
     images and their draws); returns (epoch, batches done in it, steps done)."""
-    mine = utils.restore_training_state(ckpt, models, optimizers, ddp)
+    mine = utils.restore_training_state(ckpt, models, optimizers, ddp, scalers)
     for pool, state in zip(pools, mine["pools"]):
         pool.load_state_dict(state, device)
     return ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
@@ -667,7 +683,12 @@ def describe(cfg, results, step, seconds):
 
 
 def score(G, F, cfg, train, held_out):
-    """evaluate() with a digit classifier trained on domain A's training digits (digits only)."""
+    """evaluate() on the first --eval-images held-out images of each domain (0: all), with a digit
+    classifier trained on domain A's training digits (digits only)."""
+    n = cfg["eval_images"] or None
+    held_out = tuple(None if x is None else x[:n] for x in held_out)
+    trains = "" if cfg["folder_a"] else f" (a digit classifier trains first, {cfg['classifier_steps']} steps)"
+    print(f"scoring G and F on {len(held_out[0]):,} held-out images each way{trains} ...", flush=True)
     classifier = train_classifier(train[0], train[1], cfg["classifier_steps"]) if not cfg["folder_a"] else None
     return evaluate(G, F, held_out, classifier)
 
@@ -734,7 +755,7 @@ def main(argv=None):
     ddp = utils.setup_distributed(cfg)  # under torchrun: this process's rank and GPU; plainly: rank 0 of 1
     device = utils.pick_device(cfg["device"], ddp)
     utils.seed_everything(cfg["seed"] + ddp.rank)  # each rank its own draws; DDP gives all rank 0's weights
-    utils.fast_cuda_kernels()  # cuDNN benchmarks its convolutions once per shape; TF32 matmuls
+    utils.cuda_kernels(cfg["deterministic"])  # on CUDA: autotuned cuDNN and TF32, or --deterministic kernels
     domains, train, held_out = load_data(cfg, device)
     steps_per_epoch = min(len(d) for d in domains) // cfg["batch_size"]
     if steps_per_epoch == 0:
@@ -744,24 +765,26 @@ def main(argv=None):
 
     opt_g, opt_d = build_optimizers(cfg, G, F, D_A, D_B)
     models, optimizers = {"G": G, "F": F, "D_A": D_A, "D_B": D_B}, {"G": opt_g, "D": opt_d}
+    scalers = {name: torch.amp.GradScaler(device.type, enabled=cfg["amp"] == "fp16") for name in optimizers}
     pools = [ImagePool(cfg["pool_size"], cfg["seed"] * 2 + k + 1_000_003 * ddp.rank) for k in range(2)]  # per process
     fixed_a, fixed_b = (as_model_input(x[:8]) for x in (held_out[0], held_out[2]))  # the grids' images
     # epoch in progress, batches done in it, optimizer steps in all
-    epoch, epoch_step, step = restore(ckpt, models, optimizers, pools, ddp, device) if ckpt else (0, 0, 0)
+    epoch, epoch_step, step = restore(ckpt, models, optimizers, scalers, pools, ddp, device) if ckpt else (0, 0, 0)
     # the compiled modules share their parameters with the nets, which are what checkpoints save
     nets_train = [torch.compile(m, mode=cfg["compile"]) for m in nets] if cfg["compile"] else nets
     nets_train = utils.distribute(ddp, *nets_train, sync_bn=cfg["sync_bn"])
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
     utils.refuse_finished(cfg, step, total_steps)  # a resumed run asked for no more steps
-    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, status=STATUS, plots=PLOTS, every=cfg["log_every"],
+    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, cfg, status=STATUS, plots=PLOTS,
                             images_per_step=2 * cfg["batch_size"], total_steps=total_steps, step=step,
-                            resumed=ckpt is not None, cpu_recipe=CPU_RECIPE, extra_columns=["lr"],
+                            cpu_recipe=CPU_RECIPE, extra_columns=["lr"],
                             extra=lambda: {"lr": opt_g.param_groups[0]["lr"]}, ddp=ddp)  # fmt: skip
 
-    def checkpoint(name):  # every process calls it; rank 0 writes, with every process's pools
+    def checkpoint(name, keep=None):  # every process calls it; rank 0 writes, with every process's pools
         path = run_dir / "checkpoints" / name
-        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, ddp=ddp, epoch=epoch, epoch_step=epoch_step,
-                                  step=step, per_rank={"pools": [pool.state_dict() for pool in pools]})  # fmt: skip
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, ddp=ddp, scalers=scalers, keep=keep,
+                                  epoch=epoch, epoch_step=epoch_step, step=step,
+                                  per_rank={"pools": [pool.state_dict() for pool in pools]})  # fmt: skip
         return path
 
     ddp.print(f"cyclegan: {describe_source(cfg, domains, device, ddp)}, {steps_per_epoch} steps/epoch, "
@@ -771,7 +794,8 @@ def main(argv=None):
             for real_a, real_b in epoch_batches(domains, cfg, epoch, epoch_step, device, ddp.rank, ddp.world):
                 for opt in (opt_g, opt_d):  # a python float per step: no host sync
                     opt.param_groups[0]["lr"] = learning_rate(cfg, step / steps_per_epoch)
-                metrics = train_step(*nets_train, opt_g, opt_d, real_a, real_b, pools, cfg, cfg["amp"])
+                metrics = train_step(*nets_train, opt_g, opt_d, real_a, real_b, pools, cfg, cfg["amp"],
+                                     (scalers["G"], scalers["D"]))  # fmt: skip
                 step, epoch_step = step + 1, epoch_step + 1
                 log.add(metrics, step, epoch)
                 if step >= total_steps:
@@ -784,13 +808,16 @@ def main(argv=None):
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
                 epoch, epoch_step = epoch + 1, 0
                 if epoch % cfg["save_every"] == 0:
-                    checkpoint(f"epoch_{epoch:03d}.pt")
+                    checkpoint(f"epoch_{epoch:03d}.pt", keep=SNAPSHOT)
             checkpoint("last.pt")
     utils.end_distributed(ddp)
     if ddp.main:  # the held-out scores: rank 0 alone, the others are done
         began = time.perf_counter()
         print(describe(cfg, score(G, F, cfg, train, held_out), step, time.perf_counter() - began))
-        print(f"done: {step} steps; samples, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")
+        print(
+            f"done: {utils.plural(step, 'step')}; samples, progress.gif, losses.csv and checkpoints/last.pt "
+            f"in {run_dir}"
+        )
     return run_dir
 
 

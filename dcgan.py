@@ -241,11 +241,18 @@ def epoch_batches(data, cfg, epoch, start_batch, device, rank=0, world=1):
 
 
 # --------------------------------------------------------------------------- training step
-def train_step(G, D, opt_g, opt_d, real, z, real_label=1.0, amp=False):
+def train_step(G, D, opt_g, opt_d, real, z, real_label=1.0, amp=None, scalers=None):
     """One D update then one G update. Returns detached [d_loss, g_loss, D(x), D(G(z))].
 
+    amp: None (fp32), "bf16" or "fp16": autocast's type for the forward passes. fp16 needs
+    `scalers`, a torch.amp.GradScaler for D's optimizer and one for G's: each loss is multiplied by
+    its scale before backward, so that gradients too small for fp16 do not flush to zero; step()
+    unscales the gradients and skips a step whose gradients overflowed; update() adapts the scale.
     Under torchrun D is wrapped in DistributedDataParallel; plainly it is the module itself."""
-    autocast = torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=amp)
+    autocast = torch.autocast(
+        real.device.type, dtype=torch.float16 if amp == "fp16" else torch.bfloat16, enabled=bool(amp)
+    )
+    scaler_d, scaler_g = scalers or [torch.amp.GradScaler(enabled=False)] * 2  # disabled: no scaling at all
     ddp = isinstance(D, DDP)
     with autocast:
         fake = G(z)
@@ -258,13 +265,14 @@ def train_step(G, D, opt_g, opt_d, real, z, real_label=1.0, amp=False):
         with autocast:
             d_real_logits = D(real)
             d_loss_real = F.binary_cross_entropy_with_logits(d_real_logits, torch.full_like(d_real_logits, real_label))
-        d_loss_real.backward()
+        scaler_d.scale(d_loss_real).backward()
     with autocast:
         d_fake_logits = D(fake.detach())  # no gradient into G from D's update
         d_loss_fake = F.binary_cross_entropy_with_logits(d_fake_logits, torch.zeros_like(d_fake_logits))
-    d_loss_fake.backward()
+    scaler_d.scale(d_loss_fake).backward()
     d_loss = d_loss_real + d_loss_fake
-    opt_d.step()
+    scaler_d.step(opt_d)  # the gradients unscaled first; with fp16, no step if any overflowed
+    scaler_d.update()
     opt_d.zero_grad(set_to_none=True)  # free D's grads now: they are not needed until its next step
 
     # (2) G: maximise log D(G(z)) (non-saturating), through the freshly updated D
@@ -273,8 +281,9 @@ def train_step(G, D, opt_g, opt_d, real, z, real_label=1.0, amp=False):
     with autocast:
         g_logits = raw_D(fake)
         g_loss = F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))
-    g_loss.backward()
-    opt_g.step()
+    scaler_g.scale(g_loss).backward()
+    scaler_g.step(opt_g)
+    scaler_g.update()
     opt_g.zero_grad(set_to_none=True)
     D.requires_grad_(True)
 
@@ -283,11 +292,18 @@ def train_step(G, D, opt_g, opt_d, real, z, real_label=1.0, amp=False):
 
 
 @torch.no_grad()
+def generate(G, z):
+    """G(z) as floats, with G in eval mode: batch norm uses its running statistics, so a sample
+    does not depend on the others drawn with it."""
+    G.eval()
+    samples = G(z).float()
+    G.train()
+    return samples
+
+
 def save_samples(G, fixed_noise, path, nrow=8):
     """One PNG grid of G(fixed_noise): the same z every epoch, so the grids show G's progress."""
-    G.eval()  # batch norm uses its running statistics, so a grid does not depend on its batch
-    save_image(G(fixed_noise).float().cpu(), path, nrow=nrow, normalize=True, value_range=VALUE_RANGE)
-    G.train()
+    save_image(generate(G, fixed_noise).cpu(), path, nrow=nrow, normalize=True, value_range=VALUE_RANGE)
 
 
 # ==== the run: flags, resume, torchrun, outputs (utils.py) ==============================================
@@ -296,6 +312,7 @@ import copy  # noqa: E402
 import utils  # noqa: E402
 
 SCRIPT = "dcgan"
+SNAPSHOT = ("G", "G_ema")  # what checkpoints/epoch_XXX.pt keep: the nets that sample and score
 LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake"]  # what train_step returns; losses.csv adds images_per_s
 STATUS = "D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f}"  # the progress bar's text
 PLOTS = {"losses": ["d_loss", "g_loss"], "D's outputs": ["d_real", "d_fake"]}  # losses.png's panels
@@ -326,7 +343,9 @@ def build_parser():
         help="side of the square images: 28 (InfoGAN nets) or a power of two >= 16 (DCGAN nets); "
         "default 28 for the MNIST family, 32 for CIFAR-10, 64 for a folder",
     )
-    data.add_argument("--workers", type=int, default=4, help="DataLoader worker processes for --dataset folder")
+    data.add_argument(
+        "--workers", type=int, default=utils.WORKERS, help="DataLoader worker processes for --dataset folder"
+    )
 
     h = HPARAMS
     model = p.add_argument_group("model")
@@ -418,7 +437,7 @@ def main(argv=None):
     ddp = utils.setup_distributed(cfg)  # under torchrun: this process's rank and GPU; plainly: rank 0 of 1
     device = utils.pick_device(cfg["device"], ddp)
     utils.seed_everything(cfg["seed"] + ddp.rank)  # each rank its own noise; DDP gives all rank 0's weights
-    utils.fast_cuda_kernels()  # cuDNN benchmarks its convolutions once per shape; TF32 matmuls
+    utils.cuda_kernels(cfg["deterministic"])  # on CUDA: autotuned cuDNN and TF32, or --deterministic kernels
     data = load_data(cfg, device)
     steps_per_epoch = len(data) // cfg["batch_size"]
     if steps_per_epoch == 0:
@@ -429,10 +448,11 @@ def main(argv=None):
     opt_g, opt_d = build_optimizers(cfg, G, D)
     G_ema = copy.deepcopy(G).requires_grad_(False) if cfg["ema"] else None  # the average samples come from
     models, optimizers = {"G": G, "D": D} | ({"G_ema": G_ema} if cfg["ema"] else {}), {"G": opt_g, "D": opt_d}
+    scalers = {name: torch.amp.GradScaler(device.type, enabled=cfg["amp"] == "fp16") for name in optimizers}
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
     if ckpt:
-        utils.restore_training_state(ckpt, models, optimizers, ddp)
+        utils.restore_training_state(ckpt, models, optimizers, ddp, scalers)
         fixed_noise = ckpt["fixed_noise"].to(device)
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
     # the compiled modules share their parameters with G and D, which are what checkpoints save
@@ -440,14 +460,16 @@ def main(argv=None):
     G_train, D_train = utils.distribute(ddp, G_train, D_train, sync_bn=cfg["sync_bn"])
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
     utils.refuse_finished(cfg, step, total_steps)  # a resumed run asked for no more steps
-    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, status=STATUS, plots=PLOTS, every=cfg["log_every"],
+    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, cfg, status=STATUS, plots=PLOTS,
                             images_per_step=cfg["batch_size"], total_steps=total_steps, step=step,
-                            resumed=bool(ckpt), cpu_recipe=CPU_RECIPE, ddp=ddp)  # fmt: skip
+                            cpu_recipe=CPU_RECIPE, ddp=ddp)  # fmt: skip
 
-    def checkpoint(name):  # every process calls it; rank 0 writes
+    def checkpoint(name, keep=None):  # every process calls it; rank 0 writes
         path = run_dir / "checkpoints" / name
         progress = dict(epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
-        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, ddp=ddp, **progress)
+        utils.save_training_state(
+            path, SCRIPT, cfg, models, optimizers, ddp=ddp, scalers=scalers, keep=keep, **progress
+        )
         return path
 
     ddp.print(f"dcgan: {len(data)} {cfg['dataset']} images of {cfg['channels']}x{cfg['image_size']}x{cfg['image_size']}"
@@ -457,7 +479,8 @@ def main(argv=None):
         while step < total_steps:
             for real in epoch_batches(data, cfg, epoch, epoch_step, device, ddp.rank, ddp.world):
                 z = sample_noise(cfg, real.shape[0], device)
-                metrics = train_step(G_train, D_train, opt_g, opt_d, real, z, cfg["real_label"], cfg["amp"])
+                metrics = train_step(G_train, D_train, opt_g, opt_d, real, z, cfg["real_label"], cfg["amp"],
+                                     (scalers["D"], scalers["G"]))  # fmt: skip
                 step, epoch_step = step + 1, epoch_step + 1
                 if cfg["ema"]:
                     update_ema(G_ema, G, ema_decay(cfg["ema"], step))
@@ -472,9 +495,11 @@ def main(argv=None):
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
                 epoch, epoch_step = epoch + 1, 0
                 if epoch % cfg["save_every"] == 0:
-                    checkpoint(f"epoch_{epoch:03d}.pt")
+                    checkpoint(f"epoch_{epoch:03d}.pt", keep=SNAPSHOT)
             checkpoint("last.pt")
-    ddp.print(f"done: {step} steps; samples, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")
+    ddp.print(
+        f"done: {utils.plural(step, 'step')}; samples, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}"
+    )
     utils.end_distributed(ddp)
     return run_dir
 

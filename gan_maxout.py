@@ -29,7 +29,6 @@ drive it from your own loop. Below that line: flags, resume, outputs, the Parzen
 """
 
 import math
-import time
 
 import torch
 import torch.nn as nn
@@ -144,10 +143,11 @@ def build_discriminator(cfg):
 
 
 def build_optimizers(cfg, G, D):
-    """SGD with momentum for each net; apply_schedules sets each step's learning rate and momentum."""
+    """SGD with momentum for each net; apply_schedules sets each step's learning rate and momentum.
+    fused: one kernel per step instead of a loop of small ops (and fp16's scaler needs no host sync)."""
     return (
-        torch.optim.SGD(G.parameters(), lr=cfg["lr"], momentum=cfg["momentum_start"]),
-        torch.optim.SGD(D.parameters(), lr=cfg["lr"], momentum=cfg["momentum_start"]),
+        torch.optim.SGD(G.parameters(), lr=cfg["lr"], momentum=cfg["momentum_start"], fused=True),
+        torch.optim.SGD(D.parameters(), lr=cfg["lr"], momentum=cfg["momentum_start"], fused=True),
     )
 
 
@@ -205,11 +205,14 @@ def epoch_batches(data, cfg, epoch, start_batch, device):
 
 
 # --------------------------------------------------------------------------- training step
-def train_step(G, D, opt_g, opt_d, real, z, amp=False):
+def train_step(G, D, opt_g, opt_d, real, z, amp=None, scalers=None):
     """One simultaneous update of G and D from a single forward pass (AdversaryCost2), through the
     same dropout masks: both gradients are taken before either net moves.
-    Returns detached [d_loss, g_loss, D(x), D(G(z))]."""
-    with torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=amp):
+    Returns detached [d_loss, g_loss, D(x), D(G(z))].
+    amp: None (fp32), "bf16" or "fp16", autocast's type for the forward passes; fp16 needs `scalers`,
+    a torch.amp.GradScaler for D's optimizer and one for G's (see dcgan.py's train_step)."""
+    scaler_d, scaler_g = scalers or [torch.amp.GradScaler(enabled=False)] * 2  # disabled: no scaling at all
+    with torch.autocast(real.device.type, dtype=torch.float16 if amp == "fp16" else torch.bfloat16, enabled=bool(amp)):
         d_real_logits = D(real)
         d_fake_logits = D(G(z))
         # (1) D: maximise log D(x) + log(1 - D(G(z))), as 0.5 * (BCE(D(x), 1) + BCE(D(G(z)), 0))
@@ -219,12 +222,13 @@ def train_step(G, D, opt_g, opt_d, real, z, amp=False):
         # (2) G: maximise log D(G(z)) (non-saturating), as BCE(D(G(z)), 1)
         g_loss = F.binary_cross_entropy_with_logits(d_fake_logits, torch.ones_like(d_fake_logits))
     d_params, g_params = list(D.parameters()), list(G.parameters())
-    d_grads = torch.autograd.grad(d_loss, d_params, retain_graph=True)
-    g_grads = torch.autograd.grad(g_loss, g_params)
+    d_grads = torch.autograd.grad(scaler_d.scale(d_loss), d_params, retain_graph=True)  # scaled for fp16
+    g_grads = torch.autograd.grad(scaler_g.scale(g_loss), g_params)
     for param, grad in zip(d_params + g_params, d_grads + g_grads):
         param.grad = grad
-    opt_d.step()
-    opt_g.step()
+    scaler_d.step(opt_d)  # the gradients unscaled first; with fp16, no step if any overflowed
+    scaler_g.step(opt_g)
+    scaler_d.update(), scaler_g.update()
     opt_d.zero_grad(set_to_none=True)
     opt_g.zero_grad(set_to_none=True)
     d_real, d_fake = torch.sigmoid(d_real_logits).mean(), torch.sigmoid(d_fake_logits).mean()
@@ -232,11 +236,18 @@ def train_step(G, D, opt_g, opt_d, real, z, amp=False):
 
 
 @torch.no_grad()
+def generate(G, z):
+    """G(z) as floats, with G in eval mode (this G has no batch norm or dropout, so it changes
+    nothing here; it is the habit that keeps a sample independent of the others drawn with it)."""
+    G.eval()
+    samples = G(z).float()
+    G.train()
+    return samples
+
+
 def save_samples(G, fixed_noise, path, nrow=10):
     """One PNG grid of G(fixed_noise): the same z every epoch, so the grids show G's progress."""
-    G.eval()
-    save_image(G(fixed_noise).float().cpu(), path, nrow=nrow, normalize=True, value_range=VALUE_RANGE)
-    G.train()
+    save_image(generate(G, fixed_noise).cpu(), path, nrow=nrow, normalize=True, value_range=VALUE_RANGE)
 
 
 # --------------------------------------------------------------------------- the paper's measure
@@ -273,10 +284,12 @@ def parzen_score(G, z, valid, test, batch_size=100):
 
 # ==== the run: flags, resume, outputs (utils.py) ========================================================
 import copy  # noqa: E402
+import time  # noqa: E402
 
 import utils  # noqa: E402
 
 SCRIPT = "gan_maxout"
+SNAPSHOT = ("G", "G_ema")  # what checkpoints/epoch_XXX.pt keep: the nets that sample and score
 LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake"]  # what train_step returns; losses.csv adds lr, momentum
 STATUS = "D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f} lr {lr:.4f}"  # the progress bar's text
 PLOTS = {  # losses.png's panels
@@ -378,7 +391,7 @@ def build_parser():
         seed=777,
         save_every=25,
         ema=HPARAMS["ema"],
-        amp_help="bfloat16 autocast for the forward pass",
+        amp_help="autocast the forward pass: bf16 (a bare --amp) or fp16, with a gradient scaler per optimizer",
         compile_help="torch.compile G and D",
     )
     run.add_argument("--sample-size", type=utils.positive_int, default=100, help="images in each per-epoch grid")
@@ -488,7 +501,7 @@ def main(argv=None):
     cfg["image_size"] = 28  # G's images are 1 x 28 x 28; the sampler reads this
     device = utils.pick_device(cfg["device"])
     utils.seed_everything(cfg["seed"])
-    utils.fast_cuda_kernels()  # TF32 matmuls on CUDA
+    utils.cuda_kernels(cfg["deterministic"])  # on CUDA: autotuned cuDNN and TF32, or --deterministic kernels
     data = load_data(cfg, device)
     steps_per_epoch = len(data) // cfg["batch_size"]
     if steps_per_epoch == 0:
@@ -500,10 +513,11 @@ def main(argv=None):
     opt_g, opt_d = build_optimizers(cfg, G, D)
     G_ema = copy.deepcopy(G).requires_grad_(False) if cfg["ema"] else None  # the average samples come from
     models, optimizers = {"G": G, "D": D} | ({"G_ema": G_ema} if cfg["ema"] else {}), {"G": opt_g, "D": opt_d}
+    scalers = {name: torch.amp.GradScaler(device.type, enabled=cfg["amp"] == "fp16") for name in optimizers}
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
     if ckpt:
-        utils.restore_training_state(ckpt, models, optimizers)
+        utils.restore_training_state(ckpt, models, optimizers, scalers=scalers)
         fixed_noise = ckpt["fixed_noise"].to(device)
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
     # the compiled modules share their parameters with G and D, which are what checkpoints save
@@ -511,15 +525,15 @@ def main(argv=None):
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
     utils.refuse_finished(cfg, step, total_steps)  # a resumed run asked for no more steps
     schedule = lambda: {"lr": opt_d.param_groups[0]["lr"], "momentum": opt_d.param_groups[0]["momentum"]}
-    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, status=STATUS, plots=PLOTS, every=cfg["log_every"],
+    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, cfg, status=STATUS, plots=PLOTS,
                             images_per_step=cfg["batch_size"], total_steps=total_steps, step=step,
-                            resumed=bool(ckpt), cpu_recipe=CPU_RECIPE, extra_columns=["lr", "momentum"],
+                            cpu_recipe=CPU_RECIPE, extra_columns=["lr", "momentum"],
                             extra=schedule)  # fmt: skip
 
-    def checkpoint(name):
+    def checkpoint(name, keep=None):
         path = run_dir / "checkpoints" / name
         progress = dict(epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
-        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, **progress)
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, scalers=scalers, keep=keep, **progress)
         return path
 
     print(f"gan_maxout: {len(data)} {cfg['dataset']} images ({':'.join(map(str, cfg['train_range']))}) on {device}, "
@@ -529,7 +543,7 @@ def main(argv=None):
             for real in epoch_batches(data, cfg, epoch, epoch_step, device):
                 apply_schedules(cfg, (opt_g, opt_d), step, epoch)
                 z = sample_noise(cfg, real.shape[0], device)
-                metrics = train_step(G_train, D_train, opt_g, opt_d, real, z, cfg["amp"])
+                metrics = train_step(G_train, D_train, opt_g, opt_d, real, z, cfg["amp"], (scalers["D"], scalers["G"]))
                 step, epoch_step = step + 1, epoch_step + 1
                 if cfg["ema"]:
                     update_ema(G_ema, G, ema_decay(cfg["ema"], step))
@@ -543,10 +557,10 @@ def main(argv=None):
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
                 epoch, epoch_step = epoch + 1, 0
                 if epoch % cfg["save_every"] == 0:
-                    checkpoint(f"epoch_{epoch:03d}.pt")
+                    checkpoint(f"epoch_{epoch:03d}.pt", keep=SNAPSHOT)
             checkpoint("last.pt")
     print(
-        f"done: {step} steps in {run_dir}; score it with: "
+        f"done: {utils.plural(step, 'step')} in {run_dir}; score it with: "
         f"python gan_maxout.py --eval-parzen --ckpt {run_dir / 'checkpoints' / 'last.pt'}"
     )
     return run_dir

@@ -50,7 +50,6 @@ drive it from your own loop. Below that line: flags, resume, outputs.
 """
 
 import math
-from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -208,9 +207,16 @@ def generator_loss(fake_logits, loss):
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
-def train_step(G, D, opt_g, opt_d, real, z, loss="non-saturating", amp=False):
-    """One D update then one G update. Returns detached [d_loss, g_loss, D(x), D(G(z)), |grad of G|]."""
-    autocast = torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=amp)
+def train_step(G, D, opt_g, opt_d, real, z, loss="non-saturating", amp=None, scalers=None):
+    """One D update then one G update. Returns detached [d_loss, g_loss, D(x), D(G(z)), |grad of G|].
+    amp: None (fp32), "bf16" or "fp16", autocast's type for the forward passes. fp16 needs `scalers`,
+    a torch.amp.GradScaler for D's optimizer and one for G's: each loss is multiplied by its scale
+    before backward, so that gradients too small for fp16 do not flush to zero; step() unscales the
+    gradients and skips a step whose gradients overflowed; update() adapts the scale."""
+    scaler_d, scaler_g = scalers or [torch.amp.GradScaler(enabled=False)] * 2  # disabled: no scaling at all
+    autocast = torch.autocast(
+        real.device.type, dtype=torch.float16 if amp == "fp16" else torch.bfloat16, enabled=bool(amp)
+    )
 
     # (1) D: maximise log D(x) + log(1 - D(G(z))): push D(x) up to 1 and D(G(z)) down to 0
     with autocast:
@@ -221,17 +227,20 @@ def train_step(G, D, opt_g, opt_d, real, z, loss="non-saturating", amp=False):
         d_loss_fake = F.binary_cross_entropy_with_logits(d_fake_logits, torch.zeros_like(d_fake_logits))
         d_loss = d_loss_real + d_loss_fake
     opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    opt_d.step()
+    scaler_d.scale(d_loss).backward()
+    scaler_d.step(opt_d)  # the gradients unscaled first; with fp16, no step if any overflowed
+    scaler_d.update()
 
     # (2) G: minimise log(1 - D(G(z))) (minimax) or maximise log D(G(z)) (non-saturating), through the new D
     D.requires_grad_(False)  # G's step needs gradients w.r.t. the samples, not D's weights
     with autocast:
         g_loss = generator_loss(D(fake), loss)
     opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
+    scaler_g.scale(g_loss).backward()
+    scaler_g.unscale_(opt_g)  # G's true gradients, for their norm
     g_grad = torch.stack([p.grad.norm() for p in G.parameters()]).norm()  # ~0 when G's loss saturates
-    opt_g.step()
+    scaler_g.step(opt_g)
+    scaler_g.update()
     D.requires_grad_(True)
 
     d_real, d_fake = torch.sigmoid(d_real_logits).mean(), torch.sigmoid(d_fake_logits).mean()
@@ -255,10 +264,12 @@ def save_samples(G, fixed_noise, path, nrow=8):
 
 # ==== the run: flags, resume, outputs (utils.py) ========================================================
 import copy  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import utils  # noqa: E402
 
 SCRIPT = "gan_mlp"
+SNAPSHOT = ("G", "G_ema")  # what checkpoints/epoch_XXX.pt keep: the nets that sample and score
 LOSS_COLUMNS = ["d_loss", "g_loss", "d_real", "d_fake", "g_grad"]  # what train_step returns
 STATUS = "D {d_loss:.3f} G {g_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f} |grad G| {g_grad:.2g}"  # progress bar
 PLOTS = {"losses": ["d_loss", "g_loss"], "D's outputs": ["d_real", "d_fake"], "|grad G|": ["g_grad"]}  # losses.png
@@ -453,7 +464,7 @@ def main(argv=None):
     one_d = cfg["dataset"] == "1d"
     device = utils.pick_device(cfg["device"])
     utils.seed_everything(cfg["seed"])
-    utils.fast_cuda_kernels()  # cuDNN benchmarks its kernels once per shape; TF32 matmuls
+    utils.cuda_kernels(cfg["deterministic"])  # on CUDA: autotuned cuDNN and TF32, or --deterministic kernels
     data = load_data(cfg, device)
     steps_per_epoch = len(data) // cfg["batch_size"]
     if steps_per_epoch == 0:
@@ -465,10 +476,11 @@ def main(argv=None):
     opt_g, opt_d = build_optimizers(cfg, G, D)
     G_ema = copy.deepcopy(G).requires_grad_(False) if cfg["ema"] else None  # the average samples come from
     models, optimizers = {"G": G, "D": D} | ({"G_ema": G_ema} if cfg["ema"] else {}), {"G": opt_g, "D": opt_d}
+    scalers = {name: torch.amp.GradScaler(device.type, enabled=cfg["amp"] == "fp16") for name in optimizers}
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
     if ckpt:
-        utils.restore_training_state(ckpt, models, optimizers)
+        utils.restore_training_state(ckpt, models, optimizers, scalers=scalers)
         fixed_noise = ckpt["fixed_noise"].to(device)
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
     # the compiled modules share their parameters with G and D, which are what checkpoints save
@@ -477,15 +489,15 @@ def main(argv=None):
     utils.refuse_finished(cfg, step, total_steps)  # a resumed run asked for no more steps
     # 1d: where G's fixed-noise samples fall, computed on the device and read back with the losses
     modes = dict(extra_columns=MODE_COLUMNS, extra=lambda: mode_stats(generate(G, fixed_noise))) if one_d else {}
-    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, status=status_with_modes if one_d else STATUS,
-                            plots=PLOTS | (MODE_PLOTS if one_d else {}), every=cfg["log_every"],
+    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, cfg, status=status_with_modes if one_d else STATUS,
+                            plots=PLOTS | (MODE_PLOTS if one_d else {}),
                             images_per_step=cfg["batch_size"], rate="samples_per_s", total_steps=total_steps,
-                            step=step, resumed=bool(ckpt), **modes)  # fmt: skip
+                            step=step, **modes)  # fmt: skip
 
-    def checkpoint(name):
+    def checkpoint(name, keep=None):
         path = run_dir / "checkpoints" / name
         progress = dict(epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
-        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, **progress)
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, scalers=scalers, keep=keep, **progress)
         return path
 
     print(f"gan_mlp: {len(data)} {cfg['dataset']} {'points' if one_d else 'images of 1x28x28'} on {device}, "
@@ -494,7 +506,9 @@ def main(argv=None):
         while step < total_steps:
             for real in epoch_batches(data, cfg, epoch, epoch_step, device):
                 z = sample_noise(cfg, real.shape[0], device)
-                metrics = train_step(G_train, D_train, opt_g, opt_d, real, z, cfg["loss"], cfg["amp"])
+                metrics = train_step(
+                    G_train, D_train, opt_g, opt_d, real, z, cfg["loss"], cfg["amp"], (scalers["D"], scalers["G"])
+                )
                 step, epoch_step = step + 1, epoch_step + 1
                 if cfg["ema"]:
                     update_ema(G_ema, G, ema_decay(cfg["ema"], step))
@@ -509,9 +523,9 @@ def main(argv=None):
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
                 epoch, epoch_step = epoch + 1, 0
                 if epoch % cfg["save_every"] == 0:
-                    checkpoint(f"epoch_{epoch:03d}.pt")
+                    checkpoint(f"epoch_{epoch:03d}.pt", keep=SNAPSHOT)
             checkpoint("last.pt")
-    print(f"done: {step} steps; {log.last_status}. "
+    print(f"done: {utils.plural(step, 'step')}; {log.last_status}. "
           f"Pictures, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")  # fmt: skip
     return run_dir
 

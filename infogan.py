@@ -41,8 +41,6 @@ The GAN, in plain PyTorch, is everything above the line "# ==== the run": copy i
 drive it from your own loop. Below that line: flags, resume, outputs, Q's accuracy.
 """
 
-import math
-import time
 from pathlib import Path
 
 import torch
@@ -259,12 +257,17 @@ def info_loss(cat_logits, cont_mean, cat, cont, cfg):
     return cfg["cat_weight"] * cat_loss + cfg["cont_weight"] * cont_loss, cat_loss, cont_loss
 
 
-def train_step(G, D, opt_g, opt_d, real, latent, cfg, labelled=None, amp=False):
+def train_step(G, D, opt_g, opt_d, real, latent, cfg, labelled=None, amp=None, scalers=None):
     """One update of D and Q, then one of G, both with the information term on G's samples.
     `latent` is (noise, categories, continuous codes), as sample_latent draws them; `labelled`
     (images, labels), with --supervised, also teaches Q's categories the true classes.
-    Returns detached [d_loss, g_loss, cat_loss, cont_loss, D(x), D(G(z))]."""
-    autocast = torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=amp)
+    Returns detached [d_loss, g_loss, cat_loss, cont_loss, D(x), D(G(z))].
+    amp: None (fp32), "bf16" or "fp16", autocast's type for the forward passes; fp16 needs `scalers`,
+    a torch.amp.GradScaler for D's optimizer and one for G's (see dcgan.py's train_step)."""
+    scaler_d, scaler_g = scalers or [torch.amp.GradScaler(enabled=False)] * 2  # disabled: no scaling at all
+    autocast = torch.autocast(
+        real.device.type, dtype=torch.float16 if amp == "fp16" else torch.bfloat16, enabled=bool(amp)
+    )
     noise, cat, cont = latent
     with autocast:
         fake = G(generator_input(cfg, noise, cat, cont))
@@ -281,8 +284,9 @@ def train_step(G, D, opt_g, opt_d, real, latent, cfg, labelled=None, amp=False):
         )
         if labelled is not None:
             d_loss = d_loss + F.cross_entropy(D(labelled[0])[1].float(), labelled[1])
-    d_loss.backward()
-    opt_d.step()
+    scaler_d.scale(d_loss).backward()
+    scaler_d.step(opt_d)  # the gradients unscaled first; with fp16, no step if any overflowed
+    scaler_d.update()
     opt_d.zero_grad(set_to_none=True)
 
     # (2) G: maximise log D(G(c, z)) + lambda L_I(G, Q) (non-saturating), through the freshly updated D and Q
@@ -291,8 +295,9 @@ def train_step(G, D, opt_g, opt_d, real, latent, cfg, labelled=None, amp=False):
         g_logits, q_cat, q_cont = D(fake)
         info, cat_loss, cont_loss = info_loss(q_cat, q_cont, cat, cont, cfg)
         g_loss = F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits)) + info
-    g_loss.backward()
-    opt_g.step()
+    scaler_g.scale(g_loss).backward()
+    scaler_g.step(opt_g)
+    scaler_g.update()
     opt_g.zero_grad(set_to_none=True)
     D.requires_grad_(True)
 
@@ -301,25 +306,35 @@ def train_step(G, D, opt_g, opt_d, real, latent, cfg, labelled=None, amp=False):
 
 
 @torch.no_grad()
+def generate(G, z):
+    """G(z) as floats, with G in eval mode: batch norm uses its running statistics, so a sample
+    does not depend on the others drawn with it."""
+    G.eval()
+    samples = G(z).float()
+    G.train()
+    return samples
+
+
 def save_grids(G, cfg, fixed_noise, folder, epoch):
     """The epoch's category grid, epoch_XXX.png, and one traversal grid per continuous code,
     traverse_cJ_epoch_XXX.png, in `folder`: the same noise every epoch, so they show G's progress."""
-    G.eval()  # batch norm uses its running statistics, so a grid does not depend on its batch
     grids = [(None, f"epoch_{epoch:03d}.png")] + [
         (j, f"traverse_c{j + 1}_epoch_{epoch:03d}.png") for j in range(cfg["n_cont"])
     ]
     for code, name in grids:
         z, cols = grid_input(cfg, fixed_noise, code)
-        save_image(G(z).float().cpu(), Path(folder) / name, nrow=cols, normalize=True, value_range=VALUE_RANGE)
-    G.train()
+        save_image(generate(G, z).cpu(), Path(folder) / name, nrow=cols, normalize=True, value_range=VALUE_RANGE)
 
 
 # ==== the run: flags, resume, outputs (utils.py) ========================================================
 import copy  # noqa: E402
+import math  # noqa: E402
+import time  # noqa: E402
 
 import utils  # noqa: E402
 
 SCRIPT = "infogan"
+SNAPSHOT = ("G", "G_ema", "D")  # D carries Q, which --eval-accuracy reads
 LOSS_COLUMNS = ["d_loss", "g_loss", "cat_loss", "cont_loss", "d_real", "d_fake"]  # what train_step returns
 STATUS = "D {d_loss:.3f} G {g_loss:.3f} cat {cat_loss:.3f} cont {cont_loss:.3f} D(x) {d_real:.2f} D(G(z)) {d_fake:.2f}"
 PLOTS = {  # losses.png's panels
@@ -478,7 +493,7 @@ def categorical_accuracy(D, cfg, images, labels, reference):
     """Q's categorical prediction on held-out uint8 images, scored by matched_accuracy (the paper's
     measure: 5% error on MNIST), with D's batch norms holding the statistics of the real `reference`
     images (the training images): it depends on D's weights alone, not on the statistics it kept."""
-    D = with_real_statistics(D, reference)
+    D = with_real_statistics(D, reference[:10_000])  # 10,000 images pin the statistics down well enough
     predicted = torch.cat([D(x.float() / 255)[1].argmax(1) for x in images.split(1000)])
     return matched_accuracy(predicted, labels, cfg["n_cat"], int(labels.max()) + 1)
 
@@ -513,7 +528,7 @@ def main(argv=None):
     cfg["image_size"], cfg["channels"] = 28, 1  # what the sampler reads off a checkpoint
     device = utils.pick_device(cfg["device"])
     utils.seed_everything(cfg["seed"])
-    utils.fast_cuda_kernels()  # cuDNN benchmarks its convolutions once per shape; TF32 matmuls
+    utils.cuda_kernels(cfg["deterministic"])  # on CUDA: autotuned cuDNN and TF32, or --deterministic kernels
     data, labels = utils.load_mnist_range(cfg, "train_range", device)
     eval_images, eval_labels = utils.load_mnist_range(cfg, "eval_range", device)  # a bad range fails now
     steps_per_epoch = check_data(cfg, data, labels)
@@ -523,24 +538,25 @@ def main(argv=None):
     opt_g, opt_d = build_optimizers(cfg, G, D)
     G_ema = copy.deepcopy(G).requires_grad_(False) if cfg["ema"] else None  # the average samples come from
     models, optimizers = {"G": G, "D": D} | ({"G_ema": G_ema} if cfg["ema"] else {}), {"G": opt_g, "D": opt_d}
+    scalers = {name: torch.amp.GradScaler(device.type, enabled=cfg["amp"] == "fp16") for name in optimizers}
     fixed_noise = sample_latent(cfg, 10, device)[0]  # the grids' columns
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, batches done in it, optimizer steps in all
     if ckpt:
-        utils.restore_training_state(ckpt, models, optimizers)
+        utils.restore_training_state(ckpt, models, optimizers, scalers=scalers)
         fixed_noise = ckpt["fixed_noise"].to(device)
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
     # the compiled modules share their parameters with G and D, which are what checkpoints save
     G_train, D_train = (torch.compile(m, mode=cfg["compile"]) for m in (G, D)) if cfg["compile"] else (G, D)
     total_steps = min(cfg["steps"] or math.inf, cfg["epochs"] * steps_per_epoch)
     utils.refuse_finished(cfg, step, total_steps)  # a resumed run asked for no more steps
-    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, status=STATUS, plots=PLOTS, every=cfg["log_every"],
+    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, cfg, status=STATUS, plots=PLOTS,
                             images_per_step=cfg["batch_size"], total_steps=total_steps, step=step,
-                            resumed=bool(ckpt), cpu_recipe=CPU_RECIPE)  # fmt: skip
+                            cpu_recipe=CPU_RECIPE)  # fmt: skip
 
-    def checkpoint(name):
+    def checkpoint(name, keep=None):
         path = run_dir / "checkpoints" / name
         progress = dict(epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
-        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, **progress)
+        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, scalers=scalers, keep=keep, **progress)
         return path
 
     print(f"infogan: {len(data)} {cfg['dataset']} images ({utils.range_text(cfg, 'train_range', len(data))}) "
@@ -553,7 +569,8 @@ def main(argv=None):
                 latent = sample_latent(cfg, real.shape[0], device)
                 n_labelled, bs = cfg["supervised"], cfg["batch_size"]
                 labelled = labelled_batch(data, labels, n_labelled, bs, device) if n_labelled else None
-                metrics = train_step(G_train, D_train, opt_g, opt_d, real, latent, cfg, labelled, cfg["amp"])
+                metrics = train_step(G_train, D_train, opt_g, opt_d, real, latent, cfg, labelled, cfg["amp"],
+                                     (scalers["D"], scalers["G"]))  # fmt: skip
                 step, epoch_step = step + 1, epoch_step + 1
                 if cfg["ema"]:
                     update_ema(G_ema, G, ema_decay(cfg["ema"], step))
@@ -567,12 +584,16 @@ def main(argv=None):
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first batch
                 epoch, epoch_step = epoch + 1, 0
                 if epoch % cfg["save_every"] == 0:
-                    checkpoint(f"epoch_{epoch:03d}.pt")
+                    checkpoint(f"epoch_{epoch:03d}.pt", keep=SNAPSHOT)
             checkpoint("last.pt")
+    print(f"measuring Q's categorical accuracy on {len(eval_images):,} held-out images ...", flush=True)
     began = time.perf_counter()
     accuracy, mapping = categorical_accuracy(D, cfg, eval_images, eval_labels, data)
     print(describe_accuracy(cfg, accuracy, mapping, step, len(eval_images)) + f" [{time.perf_counter() - began:.1f} s]")
-    print(f"done: {step} steps; samples, traversals, progress.gif, losses.csv and checkpoints/last.pt in {run_dir}")
+    print(
+        f"done: {utils.plural(step, 'step')}; samples, traversals, progress.gif, losses.csv and "
+        f"checkpoints/last.pt in {run_dir}"
+    )
     return run_dir
 
 

@@ -105,7 +105,8 @@ class Model:
         self.device = utils.pick_device(device)
         # a script whose output range depends on the run says so in the config; else one range for all
         self.value_range = tuple(self.cfg.get("value_range") or self.script.VALUE_RANGE)
-        self.run_dir = Path(self.path).resolve().parent.parent
+        run_dir = Path(self.path).resolve().parent.parent  # named as the user names it: relative, if under here
+        self.run_dir = run_dir.relative_to(Path.cwd()) if run_dir.is_relative_to(Path.cwd()) else run_dir
 
     def can(self, *attributes):
         return all(hasattr(self.script, a) for a in attributes)

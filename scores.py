@@ -521,6 +521,6 @@ def score(
     fid = next(c for c in plotted if c.endswith("_fid"))
     best = min(rows, key=lambda r: r[fid])
     return (
-        f"{len(rows)} checkpoints scored -> {folder / 'scores.csv'}, {folder / 'scores.png'}; lowest "
+        f"{utils.plural(len(rows), 'checkpoint')} scored -> {folder / 'scores.csv'}, {folder / 'scores.png'}; lowest "
         f"{fid} {best[fid]:.3f} at {best['checkpoint']} (step {best['step']})"
     )

@@ -1,31 +1,19 @@
 """The run harness: what the training scripts' run halves and the sampler share. Nothing here
 teaches a GAN; each script's GAN half, above its "# ==== the run" line, needs none of it.
 
-    die(msg)                        one clear line on stderr, exit status 1
-    one_line_errors                 decorator for main(): out of memory, unwritable paths, a lost peer -> one line
-    ArgumentParser                  argparse that reports bad flags in one line and shows every default in --help
-    add_run_flags(parser, script)   --device --amp --compile --seed --out --resume --save-every --log-every
-    RESUMABLE_RUN_FLAGS             the run flags a resumed run may change
-    positive_int / positive_float   argparse types that refuse 0 and negatives
-    data_range                      argparse type for train|test:START:STOP (honest splits)
-    parse_config(build, argv, ...)  the flags, or with --resume the saved run's config and checkpoint
-    eval_config(build, argv, ...)   --eval-... --ckpt PATH: the checkpoint's config, checkpoint, device
-    pick_device(name, ddp)          "auto" | "cpu" | "cuda" -> torch.device (this process's GPU under torchrun)
-    fast_cuda_kernels()             cuDNN autotuning and TF32 matrix products on CUDA
-    seed_everything(seed)           Python, NumPy and torch RNGs
-    rng_state() / set_rng_state()   capture and restore those RNGs (for exact resume)
-    Distributed / setup_distributed under torchrun: this process's rank, the process group
-    distribute / end_distributed    DistributedDataParallel (and SyncBatchNorm) around the nets; leave the group
-    make_run_dir(script, cfg)       runs/<script>/<dataset>-<time>/ (or --out, or the resumed run's)
-    build_models(cfg, device, ...)  the nets, after checking their training state fits in memory
-    save_grid / to_uint8            one PNG grid; floats -> uint8 images
-    save_gif / save_progress_gif    an animated GIF (imageio); the per-epoch frames as progress.gif
-    plot_panels(path, x, panels)    one PNG of curves, a panel per group (losses.png, scores.png)
-    save_checkpoint / load_checkpoint   atomic write; weights_only read with clear errors
-    save_training_state / restore_training_state   a run's weights, optimizers, RNGs, progress
-    TrainingLog                     metrics summed on the device; losses.csv, losses.png, progress bar
-                                    (averaged over processes under torchrun, written by rank 0)
-    save_on_interrupt(log, save)    Ctrl-C: write the last checkpoint, then exit with one line
+    die / warn / one_line_errors    one clear line (out of memory, unwritable paths, a lost torchrun peer)
+    ArgumentParser, add_run_flags   flags: no abbreviations, "did you mean", every default in --help; the
+                                    run flags (--device --amp --compile --seed --ema --deterministic ...)
+    positive_int / positive_float / decay / data_range   argparse types (data_range: train|test:START:STOP)
+    parse_config / eval_config      the flags, or a checkpoint's config with the flags a resume may change
+    pick_device / cuda_kernels      "auto" | "cpu" | "cuda"; autotuned cuDNN and TF32, or --deterministic
+    seed_everything / rng_state / set_rng_state   seeds, and the generators' states for exact resume
+    Distributed / setup_distributed / distribute / end_distributed   torchrun: rank, process group, DDP
+    make_run_dir / build_models     the run folder; the nets, once their training state fits in memory
+    save_grid / to_uint8 / save_gif / save_progress_gif / plot_panels   PNG grids, GIFs, curves
+    save_checkpoint / load_checkpoint / save_training_state / restore_training_state   atomic writes,
+                                    weights_only reads; a run's weights, optimizers, scalers, RNGs, progress
+    TrainingLog / save_on_interrupt losses.csv, losses.png, the bar, TensorBoard; Ctrl-C and SIGTERM save
     load_mnist_family / load_mnist_range / load_cifar10 / load_image_folder   data sets, offline errors
 """
 
@@ -37,10 +25,12 @@ import errno
 import functools
 import gzip
 import io
+import logging
 import os
 import pickle
 import random
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -53,6 +43,8 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+if hasattr(signal, "SIGPIPE"):  # a command piped into `head` ends quietly when head has read enough, as Unix tools do
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 REPO_ID = "gan-reference"  # stamped in every checkpoint so foreign files are refused
 CHECKPOINT_FORMAT = 2  # what a run's checkpoint holds; 2: the configs and nets since the authors' details and --ema
 
@@ -77,12 +69,6 @@ def warn(message: str) -> None:
         tqdm.write(f"warning: {message}", file=sys.stderr)
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or (
-        isinstance(exc, RuntimeError) and ("can't allocate memory" in str(exc) or "out of memory" in str(exc))
-    )
-
-
 def one_line_errors(main):
     """Decorate a script's main() so that user errors that no flag check can foresee end in one
     line and exit status 1: running out of memory (a batch or a model too large), and paths that
@@ -95,17 +81,15 @@ def one_line_errors(main):
             return main(*args, **kwargs)
         except (MemoryError, RuntimeError) as exc:
             if _lost_a_peer(exc):
-                die(
-                    f"another process of this torchrun job stopped, so this one stops too; resume from the run's "
-                    f"checkpoints/last.pt ({str(exc).splitlines()[0][:100]})"
-                )
-            if not _is_out_of_memory(exc):
+                die(f"another process of this torchrun job stopped, so this one stops too; resume from the run's "
+                    f"checkpoints/last.pt ({str(exc).splitlines()[0][:100]})")  # fmt: skip
+            if not isinstance(exc, (MemoryError, torch.OutOfMemoryError)) and not any(
+                sign in str(exc) for sign in ("can't allocate memory", "out of memory")
+            ):
                 raise
             where = "the GPU" if isinstance(exc, torch.OutOfMemoryError) else "this machine"
-            die(
-                f"out of memory on {where}: use a smaller --batch-size or a smaller model "
-                f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})"
-            )
+            die(f"out of memory on {where}: use a smaller --batch-size or a smaller model "
+                f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})")  # fmt: skip
         except OSError as exc:
             if exc.filename is None and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
@@ -138,96 +122,87 @@ class _ShowDefaults(argparse.HelpFormatter):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line instead of the whole usage block, and whose
+    """argparse that takes no abbreviated flags (--epoch is not --epochs), reports a bad flag in one
+    line instead of the whole usage block, with the flag it was probably meant to be, and whose
     --help shows every default."""
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, formatter_class=_ShowDefaults, **kwargs)
+        super().__init__(*args, formatter_class=_ShowDefaults, allow_abbrev=False, **kwargs)
 
     def error(self, message):
+        import difflib
+        import re
+
+        if unknown := re.search(r"unrecognized arguments: (-[^\s=]+)", message):
+            flags = [flag for action in self._actions for flag in action.option_strings if flag.startswith("--")]
+            close = difflib.get_close_matches(unknown[1], flags, n=1, cutoff=0.6)
+            message = f"no flag {unknown[1]}" + (f"; did you mean {close[0]}?" if close else "")
         sys.exit(f"{self.prog}: error: {message} (see --help)")
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+def _number(kind, ok, what):
+    """An argparse type: text -> kind, refused (one line) unless ok(value)."""
+
+    def parse(text):
+        value = kind(text)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+
+    return parse
 
 
-def add_run_flags(
-    parser,
-    script: str,
-    *,
-    seed: int = 0,
-    save_every: int = 10,
-    step: str = "steps",
-    amp_help: str = "bfloat16 autocast for the forward passes (fast on recent GPUs)",
-    compile_help: str = "torch.compile G and D; 'reduce-overhead' also captures CUDA graphs",
-    distributed: bool = False,
-    ema: float | None = None,
-):
-    """The flags every training script has (device, --amp, --compile, seed, output folder, resume,
-    checkpoint and log intervals), as a "run" group of `parser`, returned for the script's own;
-    with distributed=True (scripts that run under torchrun) also --sync-bn."""
+positive_int = _number(int, lambda v: v > 0, "a positive integer")
+positive_float = _number(float, lambda v: v > 0, "a positive number")
+decay = _number(float, lambda v: 0 <= v < 1, "in [0, 1)")
+
+
+AMP_HELP = "autocast the forward passes: bf16 (a bare --amp) or fp16, with a gradient scaler per optimizer"
+COMPILE_HELP = "torch.compile G and D; 'reduce-overhead' also captures CUDA graphs"
+
+
+def add_run_flags(parser, script: str, *, seed=0, save_every=10, step="steps", distributed=False, ema=None,
+                  amp_help=AMP_HELP, compile_help=COMPILE_HELP):  # fmt: skip
+    """The flags every training script has (device, precision, compiling, seed, output folder, resume,
+    snapshots, logs), as a "run" group of `parser`, returned for the script's own; with ema (the
+    script's default decay) also --ema, with distributed=True (scripts that run under torchrun) --sync-bn."""
     run = parser.add_argument_group("run")
-    run.add_argument(
-        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train; auto picks CUDA if present"
-    )
-    run.add_argument("--amp", action="store_true", help=amp_help)
-    run.add_argument(
-        "--compile",
-        nargs="?",
-        const="default",
-        default=None,
-        choices=["default", "reduce-overhead", "max-autotune"],
-        help=compile_help,
-    )
-    run.add_argument("--seed", type=int, default=seed, help="seeds weights, noise, data order: same seed, same run")
+    add = run.add_argument
+    # fmt: off
+    add("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train; auto picks CUDA if present")
+    add("--amp", nargs="?", const="bf16", choices=["bf16", "fp16"], help=amp_help)
+    add("--compile", nargs="?", const="default", choices=["default", "reduce-overhead", "max-autotune"],
+        help=compile_help)
+    add("--seed", type=int, default=seed, help="seeds weights, noise, data order: same seed, same run")
     if ema is not None:
-        run.add_argument(
-            "--ema",
-            type=decay,
-            default=ema,
-            help="not in the paper: samples come from an exponential moving average of G's weights with this "
-            "decay (Yazici et al. 2019); 0: from G itself",
-        )
-    run.add_argument("--out", default=None, help=f"run folder (default runs/{script}/<dataset>-<time>)")
-    run.add_argument("--resume", default=None, help="checkpoint to continue from; its run folder is reused")
-    run.add_argument(
-        "--save-every", type=positive_int, default=save_every, help="also keep checkpoints/epoch_XXX.pt every N epochs"
-    )
+        add("--ema", type=decay, default=ema, help="not in the paper: samples come from an exponential moving "
+            "average of G's weights with this decay (Yazici et al. 2019); 0: from G itself")
+    add("--deterministic", action="store_true",
+        help="the same seed gives the same run on a GPU too (as on a CPU): deterministic kernels only, slower")
+    add("--tensorboard", action="store_true", help="also write TensorBoard event files to the run folder")
+    add("--out", help=f"run folder (default runs/{script}/<dataset>-<time>)")
+    add("--resume", help="checkpoint (or run folder) to continue from; its run folder is reused")
+    add("--save-every", type=positive_int, default=save_every,
+        help="also keep a snapshot checkpoints/epoch_XXX.pt every N epochs: the networks that sample and score")
+    add("--full-snapshots", action="store_true", help="snapshots as complete as last.pt: to resume from, too")
     if distributed:
-        run.add_argument(
-            "--sync-bn",
-            action="store_true",
-            help="under torchrun: batch norm statistics over all processes' shares of a batch "
-            "(SyncBatchNorm); off, as the papers trained on one GPU",
-        )
-    run.add_argument(
-        "--log-every",
-        type=positive_int,
-        default=100,
-        help=f"average the losses over N {step}, then log them (the only host sync in the loop)",
-    )
+        add("--sync-bn", action="store_true", help="under torchrun: batch norm statistics over all processes' "
+            "shares of a batch (SyncBatchNorm); off, as the papers trained on one GPU")
+    add("--log-every", type=positive_int, default=100,
+        help=f"average the losses over N {step}, then log them (the only host sync in the loop)")
+    # fmt: on
     return run
 
 
-RESUMABLE_RUN_FLAGS = {"device", "amp", "compile", "save_every", "log_every", "sync_bn"}  # how, not what, is trained
-
-
-def decay(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
+# DataLoader worker processes for image folders: 4, or as many as the cores this process may use
+WORKERS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+# the run flags a resumed run may change: how, not what, is trained
+RESUMABLE_RUN_FLAGS = {"device", "amp", "compile", "save_every", "full_snapshots", "log_every", "sync_bn",
+                       "deterministic", "tensorboard"}  # fmt: skip
 
 
 def data_range(text: str) -> tuple[str, int, int]:
@@ -276,10 +251,21 @@ def parse_config(build_parser, argv, script: str, resumable: set[str]) -> tuple[
     args = build_parser().parse_args(argv)
     cfg, ckpt = vars(args), None
     if args.resume:
-        args.resume = str(find_checkpoint(args.resume))
+        args.resume = str(find_checkpoint(args.resume, say=False))
         ckpt = load_checkpoint(args.resume, script)
+        if "optimizers" not in ckpt:
+            die(f"{args.resume} is a snapshot (the networks that sample and score): resume from the run's "
+                f"checkpoints/last.pt, or keep resumable snapshots with --full-snapshots")  # fmt: skip
         cfg = resume_config(ckpt["cfg"], args, explicit_flags(build_parser, argv), resumable)
         cfg["resume"] = args.resume
+        if os.environ.get("RANK", "0") == "0":
+            print(f"resuming {args.resume}: from step {ckpt['step']:,}, epoch {ckpt['epoch'] + 1}")
+    if cfg.get("amp") == "bf16" and pick_device(cfg["device"]).type == "cuda" and not torch.cuda.is_bf16_supported():
+        die(
+            f"--amp bf16: this GPU ({torch.cuda.get_device_name()}) has no bfloat16; use --amp fp16 (a gradient scaler)"
+        )
+    if cfg.get("compile"):  # on a CPU, torch's C++ builder warns that it found no CUDA runtime: not news
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     if cfg.get("compile") and os.environ.get("RANK", "0") == "0":
         print("--compile: the first steps compile the networks, which takes a minute or more the first time")
     return cfg, ckpt
@@ -289,10 +275,8 @@ def refuse_finished(cfg: dict, step: int, total_steps) -> None:
     """--resume with --epochs/--steps that the run has already reached: one line, not a silent "done"."""
     if cfg.get("resume") and step >= total_steps:
         asked = " and ".join(f"--{k} {cfg[k]}" for k in ("epochs", "steps") if cfg.get(k))
-        die(
-            f"{cfg['resume']} is at step {step:,}, as far as {asked} go: "
-            f"to train on, resume with a larger --epochs or --steps"
-        )
+        die(f"{cfg['resume']} is at step {step:,}, as far as {asked} go: "
+            f"to train on, resume with a larger --epochs or --steps")  # fmt: skip
 
 
 def eval_config(build_parser, argv, script: str, resumable: set[str], flag: str):
@@ -301,7 +285,7 @@ def eval_config(build_parser, argv, script: str, resumable: set[str], flag: str)
     args = build_parser().parse_args(argv)
     if not args.ckpt:
         die(f"{flag} needs --ckpt PATH")
-    ckpt = load_checkpoint(args.ckpt, script)
+    ckpt = load_checkpoint(find_checkpoint(args.ckpt, "--ckpt"), script)
     cfg = resume_config(ckpt["cfg"], args, explicit_flags(build_parser, argv) - {"ckpt"}, resumable)
     return cfg, ckpt, pick_device(cfg["device"])
 
@@ -318,12 +302,18 @@ def pick_device(name: str = "auto", ddp: Distributed | None = None) -> torch.dev
     return torch.device(name)
 
 
-def fast_cuda_kernels() -> None:
-    """On CUDA: cuDNN times its convolution algorithms once per input shape and keeps the fastest
-    (the shapes never change in these loops, so it pays), and float32 matrix products and
-    convolutions run on TF32 tensor cores (10-bit mantissas, as the papers' GPUs never had, and
-    plenty for GAN training). No effect on the CPU."""
-    torch.backends.cudnn.benchmark = True
+def cuda_kernels(deterministic: bool = False) -> None:
+    """On CUDA, by default: cuDNN times its convolution algorithms once per input shape and keeps
+    the fastest (the shapes never change in these loops, so it pays), and float32 matrix products
+    and convolutions run on TF32 tensor cores (10-bit mantissas, plenty for GAN training).
+    deterministic (--deterministic): the same seed gives the same run on CUDA too, as it does on a
+    CPU: no autotuning (which may pick other kernels in another run), cuDNN's deterministic
+    algorithms, torch.use_deterministic_algorithms (an op that has no deterministic kernel warns,
+    naming itself) and cuBLAS's fixed workspace (CUBLAS_WORKSPACE_CONFIG). No effect on the CPU."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS first starts
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = not deterministic, deterministic
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
 
@@ -360,15 +350,11 @@ def setup_distributed(cfg: dict) -> Distributed:
         die("--sync-bn needs CUDA: PyTorch's SyncBatchNorm runs on GPUs only")
     for name in ("batch_size", "g_batch_size"):
         if cfg.get(name) and cfg[name] % ddp.world:
-            die(
-                f"--{name.replace('_', '-')} {cfg[name]} is the global batch and does not split evenly over "
-                f"{ddp.world} processes; make it a multiple of {ddp.world}"
-            )
+            die(f"--{name.replace('_', '-')} {cfg[name]} is the global batch and does not split evenly over "
+                f"{ddp.world} processes; make it a multiple of {ddp.world}")  # fmt: skip
     if cuda and ddp.local_rank >= torch.cuda.device_count():
-        die(
-            f"process {ddp.local_rank} of this machine has no GPU of its own ({torch.cuda.device_count()} visible); "
-            f"start at most {torch.cuda.device_count()} processes per machine (--nproc_per_node)"
-        )
+        die(f"process {ddp.local_rank} of this machine has no GPU of its own ({torch.cuda.device_count()} visible); "
+            f"start at most {torch.cuda.device_count()} processes per machine (--nproc_per_node)")  # fmt: skip
     if ddp.torchrun and not torch.distributed.is_initialized():
         if cuda:
             torch.cuda.set_device(ddp.local_rank)
@@ -409,38 +395,24 @@ def _gather(ddp: Distributed, value):
     return values
 
 
-def _broadcast(ddp: Distributed, value):
-    """Rank 0's value on every process."""
-    if not ddp.torchrun:
-        return value
-    holder = [value]
-    torch.distributed.broadcast_object_list(holder, src=0)
-    return holder[0]
-
-
 def seed_everything(seed: int) -> None:
+    """torch's generators (the CPU's and every GPU's), which are all the scripts draw from; Python's
+    and NumPy's too, for code of one's own."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)  # also seeds every CUDA device
+    torch.manual_seed(seed)
 
 
 def rng_state() -> dict:
-    _, keys, pos, _, _ = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),  # plain tensors only, so weights_only loading works
-        "numpy": torch.from_numpy(np.append(keys, pos).astype(np.int64)),
-        "python": torch.tensor(random.getstate()[1], dtype=torch.int64),
+    """torch's generators' states (as plain tensors, so that weights_only loading reads them)."""
+    return {
+        "torch": torch.get_rng_state(),
+        **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
 
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    numpy_state = state["numpy"].numpy()
-    np.random.set_state(("MT19937", numpy_state[:-1].astype(np.uint32), int(numpy_state[-1]), 0, 0.0))
-    random.setstate((3, tuple(int(v) for v in state["python"].tolist()), None))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"][: torch.cuda.device_count()])
 
@@ -452,7 +424,7 @@ def make_run_dir(script: str, cfg: dict, subdirs=("samples", "checkpoints"), ddp
     Under torchrun rank 0 makes it and tells the others its name."""
     ddp = ddp or Distributed()
     if not ddp.main:
-        return _broadcast(ddp, None)
+        return _gather(ddp, None)[0]  # rank 0's
     if cfg.get("resume"):
         run_dir = Path(cfg["resume"]).resolve().parent.parent
     elif cfg.get("out"):
@@ -464,7 +436,7 @@ def make_run_dir(script: str, cfg: dict, subdirs=("samples", "checkpoints"), ddp
             (run_dir / sub).mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file in the way, a path under a file, no permission
         die(f"cannot create the run folder {run_dir} ({exc.strerror or exc}); choose another --out")
-    return _broadcast(ddp, run_dir)
+    return _gather(ddp, run_dir)[0]
 
 
 def free_memory(device: torch.device) -> int:
@@ -489,10 +461,8 @@ def build_models(cfg: dict, device: torch.device, *builders) -> list[torch.nn.Mo
     except RuntimeError as exc:
         if "overflow" not in str(exc):
             raise
-        die(
-            "the models are too large to even size (a tensor of more than 2^63 bytes): make them smaller "
-            "(e.g. --z-dim, widths)"
-        )
+        die("the models are too large to even size (a tensor of more than 2^63 bytes): make them smaller "
+            "(e.g. --z-dim, widths)")  # fmt: skip
     needed, free = 16 * n_params, free_memory(device)
     if needed > free:
         die(
@@ -570,14 +540,15 @@ def save_checkpoint(state: dict, path, script: str) -> None:
     os.replace(tmp, path)
 
 
-def find_checkpoint(path, flag: str = "--resume") -> Path:
+def find_checkpoint(path, flag: str = "--resume", say: bool = True) -> Path:
     """`path` itself, or for a run folder or its checkpoints/ folder, the last.pt inside (said in one line)."""
     path = Path(path)
     if path.is_dir():
         last = next((p for p in (path / "last.pt", path / "checkpoints" / "last.pt") if p.is_file()), None)
         if last is None:
             die(f"{flag} {path} is a folder with no last.pt or checkpoints/last.pt; give a checkpoint file")
-        print(f"{flag} {path} is a folder: using its last checkpoint, {last}", file=sys.stderr)
+        if say:
+            print(f"{flag} {path} is a folder: using its last checkpoint, {last}", file=sys.stderr)
         return last
     return path
 
@@ -600,51 +571,39 @@ def load_checkpoint(path, script: str | tuple[str, ...] | None = None) -> dict:
     if not isinstance(state, dict) or state.get("repo") != REPO_ID:
         die(f"{path} is not a checkpoint of this repository (a PyTorch file, but not one its scripts wrote)")
     if "cfg" in state and state.get("format") != CHECKPOINT_FORMAT:  # a run's checkpoint; caches have no config
-        die(
-            f"{path} was written by another version of these scripts (checkpoint format {state.get('format')}, this "
-            f"code reads {CHECKPOINT_FORMAT}): train it again, or use the version that wrote it"
-        )
+        die(f"{path} was written by another version of these scripts (checkpoint format {state.get('format')}, this "
+            f"code reads {CHECKPOINT_FORMAT}): train it again, or use the version that wrote it")  # fmt: skip
     wanted = (script,) if isinstance(script, str) else script
     if wanted and state.get("script") not in wanted:
         die(f"{path} was written by {state.get('script')}.py, not {' or '.join(w + '.py' for w in wanted)}")
     return state
 
 
-def save_training_state(
-    path,
-    script: str,
-    cfg: dict,
-    models: dict,
-    optimizers: dict,
-    *,
-    ddp: Distributed | None = None,
-    per_rank: dict | None = None,
-    **progress,
-) -> None:
+def save_training_state(path, script: str, cfg: dict, models: dict, optimizers: dict, *, ddp=None, per_rank=None,
+                        scalers=None, keep=None, **progress) -> None:  # fmt: skip
     """Checkpoint a training run: its config, the weights and optimizer states of `models` and
     `optimizers` (dicts of name -> module/optimizer), the RNG states, `per_rank` (state each
     process holds for itself, like cyclegan's image pools) and `progress` (epoch, step, fixed
     noise, ...), so that --resume continues exactly where it stopped. Under torchrun every
     process calls it (their RNG states are gathered) and rank 0 writes: rank 0's own state at
-    the top level, as a one-process run has it, the others' under "ranks"."""
+    the top level, as a one-process run has it, the others' under "ranks". A snapshot (`keep`: the
+    names of the models that sample and score, unless cfg["full_snapshots"]) holds only those, the
+    config and the progress: a fraction of the size, enough for the sampler and the scores, not to resume."""
     ddp = ddp or Distributed()
+    if keep is not None and not cfg.get("full_snapshots"):
+        kept = {name: models[name].state_dict() for name in keep if name in models}
+        if ddp.main:
+            save_checkpoint({"cfg": cfg, **progress, "models": kept}, path, script)
+        return
     ranks = _gather(ddp, {"rng": rng_state(), **(per_rank or {})})
+    states = lambda objects: {name: thing.state_dict() for name, thing in (objects or {}).items()}
     if ddp.main:
-        save_checkpoint(
-            {
-                "cfg": cfg,
-                **progress,
-                **ranks[0],
-                **({"ranks": ranks[1:]} if ddp.torchrun else {}),
-                "models": {name: m.state_dict() for name, m in models.items()},
-                "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
-            },
-            path,
-            script,
-        )
+        save_checkpoint({"cfg": cfg, **progress, **ranks[0], **({"ranks": ranks[1:]} if ddp.torchrun else {}),
+                         "models": states(models), "optimizers": states(optimizers), "scalers": states(scalers)},
+                        path, script)  # fmt: skip
 
 
-def restore_training_state(ckpt: dict, models: dict, optimizers: dict, ddp: Distributed | None = None) -> dict:
+def restore_training_state(ckpt: dict, models: dict, optimizers: dict, ddp=None, scalers=None) -> dict:
     """The inverse of save_training_state for weights, optimizer states and RNG states; returns
     this process's per-rank state. With as many processes as the run that saved it, each takes
     its own states back (exact resume); with another number, the ranks take rank 0's per-rank
@@ -655,6 +614,9 @@ def restore_training_state(ckpt: dict, models: dict, optimizers: dict, ddp: Dist
         module.load_state_dict(ckpt["models"][name])
     for name, optimizer in optimizers.items():
         optimizer.load_state_dict(ckpt["optimizers"][name])
+    for name, scaler in (scalers or {}).items():  # fp16's loss scales; a run resumed in another --amp starts anew
+        if scaler.is_enabled() and ckpt.get("scalers", {}).get(name):
+            scaler.load_state_dict(ckpt["scalers"][name])
     saved = [ckpt, *ckpt.get("ranks", [])]
     mine = saved[min(ddp.rank, len(saved) - 1)]
     set_rng_state(mine["rng"])
@@ -670,62 +632,54 @@ def restore_training_state(ckpt: dict, models: dict, optimizers: dict, ddp: Dist
 
 # --------------------------------------------------------------------------- training log
 class TrainingLog:
-    """losses.csv, losses.png and the progress bar of a training run.
+    """losses.csv, losses.png, the progress bar and (--tensorboard) TensorBoard events of a training run.
 
-    `add(metrics, step, epoch)` adds a train step's metrics (a 1-D tensor, still on the device)
-    to a running sum; every `every` steps, and whenever `flush()` is called (at the end of an
-    epoch), the window's means are read back in one host sync, the only one in the loop, and
-    written as one CSV row and as the progress bar's text.
+    `add(metrics, step, epoch)` adds a step's metrics (a 1-D tensor, on the device) to a running sum;
+    every cfg["log_every"] steps, and at each `flush()` (an epoch's end), the window's means are read
+    back in one host sync, the only one in the loop, and written as a CSV row, TensorBoard scalars
+    and the bar's text. A resumed run (cfg["resume"]) drops the rows logged after its checkpoint's
+    step (lost work), and has TensorBoard purge them, so that both read as one uninterrupted run.
 
     columns        names of the entries of the metrics tensor, in order
     status         the bar's text: a format string over the column names, or a function of the row
-    extra          optional: a function called at each flush returning more columns by name
-                   (0-d tensors on the device are read back in the same sync, floats as they are)
+    extra          optional: a function returning more columns by name at each flush (0-d tensors
+                   on the device are read back in the same sync, floats as they are)
     images_per_step  images a step consumes, for the rate column (`rate`, images_per_s by default)
-    resumed        on resume, rows logged after the checkpoint's step (lost work) are dropped,
-                   so the file reads as one uninterrupted run
-    plots          losses.png's panels: {title: [column, ...]}, drawn by plot() (and on Ctrl-C)
-    cpu_recipe     a shorter run for a CPU, measured in the script's docs page: said once, a few seconds
-                   in, if on a CPU the whole run would take more than two hours at the speed seen so far
-    ddp            under torchrun: the window's means are averaged over the processes (in the
-                   same sync), and only rank 0 writes the file and shows the bar
+    plots          losses.png's panels, {title: [column, ...]}, drawn by plot() at each epoch's end,
+                   which also sends the epoch's sample grid (samples/epoch_XXX.png) to TensorBoard
+    cpu_recipe     a shorter run for a CPU, measured in the script's docs page: said once, after the
+                   first step's warm-up, if on a CPU the whole run would take more than two hours
+    ddp            under torchrun: the means are averaged over the processes (in the same sync),
+                   and only rank 0 writes files and shows the bar
     """
 
-    def __init__(
-        self,
-        run_dir,
-        columns: list[str],
-        *,
-        every: int,
-        images_per_step: int,
-        total_steps,
-        step: int,
-        resumed: bool,
-        status,
-        extra=None,
-        extra_columns=(),
-        rate: str = "images_per_s",
-        plots: dict | None = None,
-        cpu_recipe: str | None = None,
-        ddp: Distributed | None = None,
-    ):
+    def __init__(self, run_dir, columns, cfg, *, images_per_step, total_steps, step, status, extra=None,
+                 extra_columns=(), rate="images_per_s", plots=None, cpu_recipe=None, ddp=None):  # fmt: skip
         from tqdm import tqdm
 
-        self.ddp = ddp or Distributed()
+        self.ddp, resumed = ddp or Distributed(), bool(cfg.get("resume"))
         self.path, self.run_dir = Path(run_dir) / "losses.csv", Path(run_dir)
         self.columns, self.extra_columns, self.rate = list(columns), list(extra_columns), rate
-        self.every, self.images_per_step, self.status, self.extra = every, images_per_step, status, extra
+        self.every, self.images_per_step, self.status, self.extra = cfg["log_every"], images_per_step, status, extra
         self.plots, self.cpu_recipe, self.total_steps = plots, cpu_recipe, total_steps
-        self.first_step, self.started = step, time.perf_counter()
         self.step, self.epoch, self.window, self.sums, self.last_status = step, 0, 0, None, ""
+        self.warm = None  # (step, time) once the first step, its warm-up, is done
         self.window_start = time.perf_counter()
-        header = ["step", "epoch", *self.columns, *self.extra_columns, rate]
         if self.ddp.main:
             kept = [r for r in self.rows() if int(r["step"]) <= step] if resumed and self.path.exists() else []
             with open(self.path, "w", newline="") as f:
-                writer = csv.DictWriter(f, header)
+                writer = csv.DictWriter(f, ["step", "epoch", *self.columns, *self.extra_columns, rate])
                 writer.writeheader()
                 writer.writerows(kept)
+        self.tensorboard = None
+        if cfg.get("tensorboard") and self.ddp.main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                die("--tensorboard needs the tensorboard package: pip install tensorboard")
+            self.tensorboard = SummaryWriter(self.run_dir, purge_step=step + 1 if resumed else None)
+            config = "\n".join(f"    {key}: {value!r}" for key, value in sorted(cfg.items()))  # a code block
+            self.tensorboard.add_text("config", config, step)
         # drawn from the first step on (delay), so that what a script prints before it is on lines of its own
         self.bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, disable=not self.ddp.main,
                         delay=1e-9)  # fmt: skip
@@ -735,21 +689,23 @@ class TrainingLog:
         self.sums = metrics if self.sums is None else self.sums + metrics
         self.step, self.epoch, self.window = step, epoch, self.window + 1
         self.bar.update()
-        if self.cpu_recipe and metrics.device.type == "cpu":
+        if self.cpu_recipe and metrics.device.type == "cpu" and self.ddp.main:
             self._note_long_cpu_run()
         if self.window == self.every:
             self.flush()
 
     def _note_long_cpu_run(self) -> None:
-        seconds = time.perf_counter() - self.started
-        if seconds < 3 or not self.ddp.main:  # the first steps' speed, not the first step's warm-up alone
+        if self.warm is None:
+            self.warm = self.step, time.perf_counter()
             return
-        done = self.step - self.first_step
+        seconds, done = time.perf_counter() - self.warm[1], self.step - self.warm[0]
+        if seconds < 3:  # the speed of a few seconds of steps after the first
+            return
         hours = (self.total_steps - self.step) * seconds / done / 3600
         if hours > 2:
             warn(
-                f"on this CPU the run's {self.total_steps:,} steps take about {hours:,.0f} hours at the speed "
-                f"of its first {done} step{'s' if done > 1 else ''}; for a CPU, {self.cpu_recipe}"
+                f"on this CPU the run's {self.total_steps:,} steps take about {hours:,.0f} hours at the speed of "
+                f"its steps so far; for a CPU, {self.cpu_recipe}"
             )
         self.cpu_recipe = None  # said once
 
@@ -764,12 +720,12 @@ class TrainingLog:
             values = dict(zip(self.columns + on_device, means.tolist()))  # the one host sync per window
             values.update((k, float(v)) for k, v in extra.items() if k not in on_device)
             values[self.rate] = self.window * self.images_per_step / (time.perf_counter() - self.window_start)
+            logged = self.columns + self.extra_columns + [self.rate]
             if self.ddp.main:
                 with open(self.path, "a", newline="") as f:
-                    csv.writer(f).writerow(
-                        [self.step, self.epoch + 1]
-                        + [f"{values[c]:.6g}" for c in self.columns + self.extra_columns + [self.rate]]
-                    )
+                    csv.writer(f).writerow([self.step, self.epoch + 1] + [f"{values[c]:.6g}" for c in logged])
+            for column in logged if self.tensorboard else ():
+                self.tensorboard.add_scalar(column, values[column], self.step)
             self.last_status = self.status(values) if callable(self.status) else self.status.format(**values)
             self.bar.set_postfix_str(f"{self.last_status}, {values[self.rate]:.0f}/s")
         self.sums, self.window, self.window_start = None, 0, time.perf_counter()
@@ -779,42 +735,65 @@ class TrainingLog:
         self.flush()
         self.plot()
         self.bar.close()
+        if self.tensorboard:
+            self.tensorboard.close()
 
     def rows(self) -> list[dict]:
         with open(self.path, newline="") as f:
             return list(csv.DictReader(f))
 
     def plot(self) -> None:
-        """losses.png beside losses.csv: a panel per entry of `plots`, its columns against the step."""
+        """losses.png beside losses.csv: a panel per entry of `plots`, its columns against the step; and
+        the newest sample grid, TensorBoard's image of the step."""
         rows = self.rows() if self.plots and self.ddp.main else []
         if rows:
             panels = {title: {key: [float(r[key]) for r in rows] for key in keys} for title, keys in self.plots.items()}
             plot_panels(self.run_dir / "losses.png", [int(r["step"]) for r in rows], panels)
+        grids = (
+            sorted(self.run_dir.glob("*/epoch_*.png")) if self.tensorboard else []
+        )  # samples/ (gan_mlp 1-D: frames/)
+        if grids:
+            from PIL import Image
+
+            self.tensorboard.add_image("samples", np.asarray(Image.open(grids[-1]).convert("RGB")), self.step,
+                                       dataformats="HWC")  # fmt: skip
+            self.tensorboard.flush()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, what `timeout`, `kill` and schedulers (SLURM, ...) send before they kill: a stop like Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
 
 
 @contextmanager
 def save_on_interrupt(log: TrainingLog, save_last):
-    """Run a training loop so that Ctrl-C is a normal, saved stop: the log's last window is written,
-    `save_last()` writes the last checkpoint and returns its path, and the run says in one line
-    where it stopped and how to continue, then exits with status 130 (128 + SIGINT, what shells
-    report for an interrupt). The progress bar is closed however the block ends. Under torchrun
-    nothing is saved then (the other processes may already be gone, and saving takes them all):
-    the last checkpoint written, complete by construction, is where to resume."""
+    """Run a training loop so that Ctrl-C and SIGTERM are normal, saved stops: the log's last window
+    is written, `save_last()` writes the last checkpoint and returns its path, and the run says in
+    one line where it stopped and how to continue, then exits with status 130 (128 + SIGINT, what
+    shells report for an interrupt) or 143 (128 + SIGTERM). The progress bar is closed however the
+    block ends. Under torchrun nothing is saved then (the other processes may already be gone, and
+    saving takes them all): the last checkpoint written, complete by construction, is where to resume."""
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         yield
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         log.bar.close()
+        what = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
         if log.ddp.world > 1:
             last = log.run_dir / "checkpoints" / "last.pt"
             saved = f"the last complete checkpoint is {last}" if last.exists() else "no checkpoint was complete yet"
             continue_with = f"; continue with --resume {last}" if last.exists() else ""
-            log.ddp.print(f"interrupted at step {log.step}; {saved}{continue_with}", file=sys.stderr)
+            log.ddp.print(f"{what} at step {log.step}; {saved}{continue_with}", file=sys.stderr)
         else:
             log.close()
             last = save_last()
-            print(f"interrupted at step {log.step}; saved {last}; continue with --resume {last}", file=sys.stderr)
-        raise SystemExit(130) from None
+            print(f"{what} at step {log.step}; saved {last}; continue with --resume {last}", file=sys.stderr)
+        raise SystemExit(143 if isinstance(stop, Terminated) else 130) from None
     finally:
+        signal.signal(signal.SIGTERM, previous)
         log.bar.close()
 
 
@@ -831,13 +810,13 @@ def _check_data_root(root) -> None:
 
 def _unpack_idx(src_dir: Path, raw_dir: Path) -> None:
     """Put the four IDX files, unzipped, in raw_dir from src_dir (plain or .gz), if missing."""
-    raw_dir.mkdir(parents=True, exist_ok=True)
     for name in MNIST_FILES:
         target = raw_dir / name
         if target.exists():
             continue
         for source, opener in ((src_dir / name, open), (src_dir / f"{name}.gz", gzip.open)):
             if source.exists():
+                raw_dir.mkdir(parents=True, exist_ok=True)  # only where there is a file to put: no empty folders
                 tmp = target.with_suffix(".tmp")
                 try:
                     with opener(source, "rb") as f_in, open(tmp, "wb") as f_out:
@@ -884,17 +863,13 @@ def load_mnist_family(name: str, root, train: bool = True) -> tuple[torch.Tensor
         except Exception as exc:  # torchvision asserts on a bad header, fails to reshape a short file
             files = " and ".join(f for f in MNIST_FILES if f.startswith("train" if train else "t10k"))
             reason = str(exc).splitlines()[0][:100] if str(exc) else "bad header"
-            die(
-                f"the {name} files {files} in {raw_dir} are corrupt ({type(exc).__name__}: {reason}); "
-                f"replace them with the originals"
-            )
+            die(f"the {name} files {files} in {raw_dir} are corrupt ({type(exc).__name__}: {reason}); "
+                f"replace them with the originals")  # fmt: skip
         if len(ds.data) != len(ds.targets):
             die(f"the {name} images and labels in {raw_dir} disagree ({len(ds.data)} images, {len(ds.targets)} labels)")
         return ds.data, ds.targets
-    hint = (
-        f"{name} is not in {raw_dir} and could not be downloaded: put "
-        f"{', '.join(f + '.gz' for f in MNIST_FILES)} there, or pass --data-root"
-    )
+    hint = f"{name} is not in {raw_dir} and could not be downloaded: put "
+    hint += f"{', '.join(f + '.gz' for f in MNIST_FILES)} there, or pass --data-root"
     if name == "fashion-mnist":
         hint += " (or: apt-get install dataset-fashion-mnist)"
     ds = _with_quiet_download(lambda download: dataset_class(root, train=train, download=download), hint)
@@ -930,10 +905,8 @@ def load_cifar10(root, train: bool = True) -> torch.Tensor:
     from torchvision import datasets
 
     _check_data_root(root)
-    hint = (
-        f"CIFAR-10 is not in {Path(root) / 'cifar-10-batches-py'} and could not be downloaded: "
-        f"put cifar-10-python.tar.gz in {root}, or pass --data-root"
-    )
+    hint = f"CIFAR-10 is not in {Path(root) / 'cifar-10-batches-py'} and could not be downloaded: put "
+    hint += f"cifar-10-python.tar.gz in {root}, or pass --data-root"
     ds = _with_quiet_download(lambda download: datasets.CIFAR10(root, train=train, download=download), hint)
     return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
 
@@ -988,23 +961,26 @@ def load_image_folder(path, image_size: int, channels: int = 3, square: bool = F
             transforms.Normalize([0.5] * channels, [0.5] * channels),
         ]
     )
-    has_subfolders = any(p.is_dir() for p in path.iterdir())
+    from PIL import Image, UnidentifiedImageError
+
     # ImageFolder wants root/<class>/<image>; a flat folder of images is its own single class
-    root, allow = (path, None) if has_subfolders else (path.parent, {path.name})
-    try:
-        if allow is None:
-            return SkipUnreadable(datasets.ImageFolder(root, transform=transform))
-        flat = datasets.ImageFolder(  # sibling folders of `path` are classes with no valid files: allowed
-            root,
-            transform=transform,
-            allow_empty=True,
-            is_valid_file=lambda f: (
-                Path(f).parent.name in allow
-                and datasets.folder.has_file_allowed_extension(f, datasets.folder.IMG_EXTENSIONS)
-            ),
-        )
-        if not flat.samples:
-            die(f"no images found under {path}")
-        return SkipUnreadable(flat)
+    classes = {p.name for p in path.iterdir() if p.is_dir()} or None
+    root, allow = (path, classes) if classes else (path.parent, {path.name})
+
+    def readable(file):  # an image file whose header PIL reads: the others are left out of the count, named once
+        if Path(file).parent.name not in allow or not file.lower().endswith(datasets.folder.IMG_EXTENSIONS):
+            return False
+        try:
+            with Image.open(file):
+                return True
+        except (OSError, ValueError, SyntaxError, UnidentifiedImageError) as exc:
+            warn(f"skipping unreadable image {file} ({exc})")
+            return False
+
+    try:  # sibling folders of a flat `path` are classes with no valid files: allowed
+        folder = datasets.ImageFolder(root, transform=transform, allow_empty=True, is_valid_file=readable)
     except (FileNotFoundError, RuntimeError) as exc:
         die(f"no images found under {path} ({str(exc).splitlines()[0][:100]})")
+    if not folder.samples:
+        die(f"no images found under {path}")
+    return SkipUnreadable(folder)  # an image whose header read but whose pixels do not is skipped in training

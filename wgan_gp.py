@@ -380,65 +380,87 @@ def epoch_batches(data, cfg, epoch, start_step, device, rank=0, world=1):
 
 
 # --------------------------------------------------------------------------- training step
-def gradient_penalty(D, real, fake):
+def gradient_penalty(D, real, fake, scaler=None):
     """E[(||grad_x D(x_hat)||_2 - 1)^2], the paper's Algorithm 1 without lambda.
 
     x_hat = real + alpha (fake - real), one alpha ~ U[0, 1] per sample, broadcast over the other
     dimensions; the gradient's norm is taken over all of a sample's dimensions. create_graph=True
     keeps the gradient differentiable, so the critic's update can push its norm (a double
-    backward). Computed in fp32, outside autocast: bf16 gradients are too coarse for a target of 1.
+    backward). In fp32, autocast off (bf16's gradients are too coarse for a target of 1), unless
+    `scaler` is an enabled fp16 GradScaler: then D(x_hat) runs under the caller's fp16 autocast and,
+    as PyTorch's AMP recipe for gradient penalties, the gradient is taken of the output multiplied by
+    the loss scale (small fp16 gradients would flush to zero) and divided by it before the norm.
     """
-    with torch.autocast(real.device.type, enabled=False):
-        real, fake = real.float(), fake.float()
-        alpha = torch.rand(real.shape[0], *[1] * (real.dim() - 1), device=real.device)
-        x_hat = (real + alpha * (fake - real)).requires_grad_(True)
-        (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
-        return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    real, fake = real.float(), fake.float()
+    alpha = torch.rand(real.shape[0], *[1] * (real.dim() - 1), device=real.device)
+    x_hat = (real + alpha * (fake - real)).requires_grad_(True)
+    if scaler is not None and scaler.is_enabled():
+        scale = scaler.scale(torch.ones((), device=real.device))  # the current scale, kept on the device
+        (scaled_grad,) = torch.autograd.grad(scaler.scale(D(x_hat).float().sum()), x_hat, create_graph=True)
+        grad = scaled_grad / scale
+    else:
+        with torch.autocast(real.device.type, enabled=False):
+            (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
-def train_step(G, D, opt_g, opt_d, reals, cfg, g_batch_size, amp=False):
+def train_step(G, D, opt_g, opt_d, reals, cfg, g_batch_size, amp=None, scalers=None):
     """n_critic critic updates, one per batch of `reals` (n_critic, batch, C, H, W), then one G
-    update on g_batch_size samples; amp: bfloat16 autocast for the forward passes. Returns detached
-    [critic loss, G loss, Wasserstein estimate, penalty], the critic's values averaged over its
-    updates. Under torchrun D is wrapped in DistributedDataParallel: its three forward passes (real,
-    fake, the penalty's interpolates) feed one backward, whose gradients DDP averages, the
-    penalty's double backward included."""
+    update on g_batch_size samples. Returns detached [critic loss, G loss, Wasserstein estimate,
+    penalty], the critic's values averaged over its updates. amp: None (fp32), "bf16" or "fp16",
+    autocast's type for the forward passes; fp16 needs `scalers`, a torch.amp.GradScaler for the
+    critic's optimizer and one for G's (see dcgan.py's train_step), the critic's also scaling the
+    penalty's gradient. Under torchrun D is wrapped in DistributedDataParallel: its three forward
+    passes (real, fake, the penalty's interpolates) feed one backward, whose gradients DDP averages,
+    the penalty's double backward included."""
     device = reals.device
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
-    critic_stats = torch.zeros(3, device=device)
+    autocast = torch.autocast(device.type, dtype=torch.float16 if amp == "fp16" else torch.bfloat16, enabled=bool(amp))
+    scaler_d, scaler_g = scalers or [torch.amp.GradScaler(enabled=False)] * 2  # disabled: no scaling at all
+    critic_stats, kept_steps = torch.zeros(3, device=device), torch.zeros((), device=device)
     for real in reals:
         # (1) critic: minimise E[D(G(z))] - E[D(x)] + lambda E[(||grad D(x_hat)||_2 - 1)^2]
         with torch.no_grad(), autocast:
             fake = G(sample_noise(cfg, real.shape[0], device))  # the critic's step trains the critic only
         with autocast:
             d_real, d_fake = D(real).float().mean(), D(fake).float().mean()
-        penalty = gradient_penalty(D, real, fake)
+            penalty = gradient_penalty(D, real, fake, scaler_d)
         d_loss = d_fake - d_real + cfg["gp_lambda"] * penalty
-        d_loss.backward()
-        opt_d.step()
+        scaler_d.scale(d_loss).backward()
+        scaler_d.step(opt_d)  # the gradients unscaled first; with fp16, no step if any overflowed
+        scaler_d.update()
         opt_d.zero_grad(set_to_none=True)
-        critic_stats += torch.stack([d_loss, d_real - d_fake, penalty]).detach()
+        stats = torch.stack([d_loss, d_real - d_fake, penalty]).detach()
+        kept = torch.isfinite(stats).all()  # fp16: a step whose penalty's gradient overflowed, skipped, is left out
+        critic_stats, kept_steps = critic_stats + torch.where(kept, stats, 0), kept_steps + kept
 
     # (2) G: minimise -E[D(G(z))]
     D.requires_grad_(False)  # G's step needs gradients w.r.t. the images, not the critic's weights
     raw_D = D.module if isinstance(D, DDP) else D  # outside DDP: there are no critic gradients to average here
     with autocast:
         g_loss = -raw_D(G(sample_noise(cfg, g_batch_size, device))).float().mean()
-    g_loss.backward()
-    opt_g.step()
+    scaler_g.scale(g_loss).backward()
+    scaler_g.step(opt_g)
+    scaler_g.update()
     opt_g.zero_grad(set_to_none=True)
     D.requires_grad_(True)
 
-    d_loss, wasserstein, penalty = critic_stats / len(reals)
+    d_loss, wasserstein, penalty = critic_stats / kept_steps
     return torch.stack([d_loss, g_loss.detach(), wasserstein, penalty])
 
 
 @torch.no_grad()
+def generate(G, z):
+    """G(z) as floats, with G in eval mode: batch norm uses its running statistics, so a sample
+    does not depend on the others drawn with it."""
+    G.eval()
+    samples = G(z).float()
+    G.train()
+    return samples
+
+
 def save_samples(G, fixed_noise, path, value_range, nrow=10):
     """One PNG grid of G(fixed_noise): the same z every epoch, so the grids show G's progress."""
-    G.eval()  # batch norm uses its running statistics, so a grid does not depend on its batch
-    save_image(G(fixed_noise).float().cpu(), path, nrow=nrow, normalize=True, value_range=value_range)
-    G.train()
+    save_image(generate(G, fixed_noise).cpu(), path, nrow=nrow, normalize=True, value_range=value_range)
 
 
 # ==== the run: flags, resume, torchrun, outputs (utils.py) ==============================================
@@ -447,6 +469,7 @@ import copy  # noqa: E402
 import utils  # noqa: E402
 
 SCRIPT = "wgan_gp"
+SNAPSHOT = ("G", "G_ema")  # what checkpoints/epoch_XXX.pt keep: the nets that sample and score
 LOSS_COLUMNS = [
     "d_loss",
     "g_loss",
@@ -490,7 +513,9 @@ def build_parser():
         "stays held out for sampler.py score (default: the whole training file)",
     )
     data.add_argument("--image-folder", help="with --dataset folder: a folder of images, resized to 32x32")
-    data.add_argument("--workers", type=int, default=4, help="DataLoader worker processes for --dataset folder")
+    data.add_argument(
+        "--workers", type=int, default=utils.WORKERS, help="DataLoader worker processes for --dataset folder"
+    )
 
     model = p.add_argument_group("model")
     model.add_argument(
@@ -560,7 +585,8 @@ def build_parser():
         step="generator steps",
         distributed=True,
         ema=HPARAMS["ema"],
-        amp_help="bfloat16 autocast for the forward passes; the gradient penalty stays in fp32",
+        amp_help="autocast the forward passes: bf16 (a bare --amp; the gradient penalty stays in fp32) or fp16, with "
+        "a gradient scaler per optimizer (the penalty's gradient scaled as PyTorch's AMP recipe)",
         compile_help="torch.compile G; the critic stays eager, since the penalty's double backward cannot be compiled",
     )
     run.add_argument("--sample-size", type=utils.positive_int, default=100, help="images in each per-epoch grid")
@@ -616,7 +642,7 @@ def main(argv=None):
     ddp = utils.setup_distributed(cfg)  # under torchrun: this process's rank and GPU; plainly: rank 0 of 1
     device = utils.pick_device(cfg["device"], ddp)
     utils.seed_everything(cfg["seed"] + ddp.rank)  # each rank its own noise; DDP gives all rank 0's weights
-    utils.fast_cuda_kernels()  # cuDNN benchmarks its convolutions once per shape; TF32 matmuls
+    utils.cuda_kernels(cfg["deterministic"])  # on CUDA: autotuned cuDNN and TF32, or --deterministic kernels
     data = load_data(cfg, device)
     steps_per_epoch = len(data) // (cfg["n_critic"] * cfg["batch_size"])
     if steps_per_epoch == 0:
@@ -628,10 +654,11 @@ def main(argv=None):
     opt_g, opt_d = build_optimizers(cfg, G, D)
     G_ema = copy.deepcopy(G).requires_grad_(False) if cfg["ema"] else None  # the average samples come from
     models, optimizers = {"G": G, "D": D} | ({"G_ema": G_ema} if cfg["ema"] else {}), {"G": opt_g, "D": opt_d}
+    scalers = {name: torch.amp.GradScaler(device.type, enabled=cfg["amp"] == "fp16") for name in optimizers}
     fixed_noise = sample_noise(cfg, cfg["sample_size"], device)
     epoch, epoch_step, step = 0, 0, 0  # epoch in progress, generator steps done in it and in all
     if ckpt:
-        utils.restore_training_state(ckpt, models, optimizers, ddp)
+        utils.restore_training_state(ckpt, models, optimizers, ddp, scalers)
         fixed_noise = ckpt["fixed_noise"].to(device)
         epoch, epoch_step, step = ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]
     # compiled G shares G's parameters, which checkpoints save; the penalty's double backward keeps the critic eager
@@ -639,15 +666,17 @@ def main(argv=None):
     G_train, D_train = utils.distribute(ddp, G_train, D, sync_bn=cfg["sync_bn"])
     total_steps = min(cfg["steps"], (cfg["epochs"] or math.inf) * steps_per_epoch)
     utils.refuse_finished(cfg, step, total_steps)  # a resumed run asked for no more steps
-    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, status=STATUS, plots=PLOTS, every=cfg["log_every"],
+    log = utils.TrainingLog(run_dir, LOSS_COLUMNS, cfg, status=STATUS, plots=PLOTS,
                             images_per_step=images_per_step(cfg)["real"], total_steps=total_steps, step=step,
-                            resumed=ckpt is not None, cpu_recipe=CPU_RECIPE, extra_columns=["lr"],
+                            cpu_recipe=CPU_RECIPE, extra_columns=["lr"],
                             extra=lambda: {"lr": opt_d.param_groups[0]["lr"]}, ddp=ddp)  # fmt: skip
 
-    def checkpoint(name):  # every process calls it; rank 0 writes
+    def checkpoint(name, keep=None):  # every process calls it; rank 0 writes
         path = run_dir / "checkpoints" / name
         progress = dict(epoch=epoch, epoch_step=epoch_step, step=step, fixed_noise=fixed_noise)
-        utils.save_training_state(path, SCRIPT, cfg, models, optimizers, ddp=ddp, **progress)
+        utils.save_training_state(
+            path, SCRIPT, cfg, models, optimizers, ddp=ddp, scalers=scalers, keep=keep, **progress
+        )
         return path
 
     ddp.print(f"wgan_gp: {len(data)} {cfg['dataset']} images, {cfg['arch']} nets, on {device}"
@@ -659,7 +688,8 @@ def main(argv=None):
                 for opt in (opt_g, opt_d):
                     opt.param_groups[0]["lr"] = learning_rate(cfg, step, total_steps)
                 g_share = cfg["g_batch_size"] // ddp.world  # G's batch is global, as the critic's
-                metrics = train_step(G_train, D_train, opt_g, opt_d, reals, cfg, g_share, cfg["amp"])
+                metrics = train_step(G_train, D_train, opt_g, opt_d, reals, cfg, g_share, cfg["amp"],
+                                     (scalers["D"], scalers["G"]))  # fmt: skip
                 step, epoch_step = step + 1, epoch_step + 1
                 if cfg["ema"]:
                     update_ema(G_ema, G, ema_decay(cfg["ema"], step))
@@ -676,9 +706,9 @@ def main(argv=None):
             if epoch_step == steps_per_epoch:  # a full epoch: the next one starts at its first group
                 epoch, epoch_step = epoch + 1, 0
                 if epoch % cfg["save_every"] == 0:
-                    checkpoint(f"epoch_{epoch:03d}.pt")
+                    checkpoint(f"epoch_{epoch:03d}.pt", keep=SNAPSHOT)
             checkpoint("last.pt")
-    ddp.print(f"done: {step} generator steps; {log.last_status}; outputs in {run_dir}")
+    ddp.print(f"done: {utils.plural(step, 'generator step')}; {log.last_status}; outputs in {run_dir}")
     utils.end_distributed(ddp)
     return run_dir
 

@@ -12,22 +12,23 @@ is reported in one line and what needs it skipped.
 Sections, each with its own time cap; the report is rewritten after each one, so a partial
 report always comes back:
   versions     Python, torch, CUDA, cuDNN, NCCL, the GPU and its driver, every library used
-  correctness  pytest -m cuda tests/test_cuda.py (each script's real loop in fp32, --amp and
-               --compile with no host sync inside a log window, resume equal to the uninterrupted
-               run, CUDA checkpoints sampled on the CPU, torchrun with NCCL), one pytest process
-               per script, side by side. Beside them, in as many
-               processes as the cores allow, every --compile run of the speed table is compiled
-               once, cold, to fill the inductor cache (TORCHINDUCTOR_CACHE_DIR in the scratch
-               folder): its time from process start to the first finished step is the cold
-               start-up cost of --compile.
+  correctness  pytest -m cuda tests/test_cuda.py (each script's real loop in fp32, --amp (bf16),
+               --amp fp16 and --compile with no host sync inside a log window, resume equal to
+               the uninterrupted run under --deterministic, CUDA checkpoints sampled on the CPU,
+               torchrun with NCCL), one pytest process per script, side by side. Beside them, in
+               as many processes as the cores allow, every --compile run of the speed table is
+               compiled once, cold, to fill the inductor cache (TORCHINDUCTOR_CACHE_DIR in the
+               scratch folder): its time from process start to the first finished step is the
+               cold start-up cost of --compile.
   speed        each script at its paper batch size (its own default) on 60,000 synthetic
                MNIST-format images, dcgan and wgan_gp (the ResNet) also on a synthetic CIFAR-10
                (50,000 32x32 RGB images, torchvision's pickle layout), and dcgan at 64x64 (the
-               nets of pytorch/examples' DCGAN), in fp32, bf16 autocast, --compile and --compile
-               + bf16: one run after another in one process (no GPU work overlaps), each through
-               the script's own main() and its real loop. The clock starts after a warm-up, with
-               a device sync, and stops after --seconds with another; the window is timed in two
-               halves, whose difference is the spread.
+               nets of pytorch/examples' DCGAN), in fp32, bf16 autocast, fp16 autocast with its
+               gradient scalers, --compile and --compile + bf16: one run after another in one
+               process (no GPU work overlaps), each through the script's own main() and its real
+               loop. The clock starts after a warm-up, with a device sync, and stops after
+               --seconds with another; the window is timed in two halves, whose difference is
+               the spread.
   anchors      eriklindernoren/PyTorch-GAN's dcgan and pytorch/examples' dcgan, copied from
                --anchors into the scratch folder, each patched only to time its iterations (the
                report shows the diff), on the same synthetic MNIST at the same batch size
@@ -73,7 +74,13 @@ for folder in (ROOT, ROOT / "benchmarks"):  # the scripts, and throughput.py bes
         sys.path.insert(0, str(folder))
 
 SCRIPTS = ("gan_mlp", "gan_maxout", "dcgan", "wgan_gp", "infogan", "bigan", "cyclegan")
-MODES = {"fp32": [], "bf16": ["--amp"], "compile": ["--compile"], "compile+bf16": ["--compile", "--amp"]}
+MODES = {
+    "fp32": [],
+    "bf16": ["--amp"],
+    "fp16": ["--amp", "fp16"],
+    "compile": ["--compile"],
+    "compile+bf16": ["--compile", "--amp"],
+}
 # every library the check, the scripts, the tests and the sampler import, and those requirements.txt names
 LIBRARIES = "torchvision triton numpy scipy matplotlib pillow imageio tqdm pytest fire termcolor torch-fidelity".split()
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -911,7 +918,7 @@ class Check:
             for config, mode in runs:
                 job_id = f"{config['id']}|{mode}"
                 if self.dry and not self.args.dry_all_modes and mode != "fp32" and config["id"] != DRY_ALL_MODES:
-                    reason = f"dry run: fp32 for every config, all four modes for {DRY_ALL_MODES} only"
+                    reason = f"dry run: fp32 for every config, every mode for {DRY_ALL_MODES} only"
                     jobs.append({"id": job_id, "kind": "skip", **self.job_names(config, mode), "reason": reason})
                     continue
                 jobs.append(
@@ -1423,7 +1430,8 @@ def render_markdown(r):
     s = r["settings"]
     out.append(
         f"Modes: fp32 is each script's default, which on CUDA has TF32 matrix products and convolutions and "
-        f"cuDNN's autotuner on (utils.fast_cuda_kernels); bf16 is `--amp` (bfloat16 autocast); compile is `--compile` "
+        f"cuDNN's autotuner on (utils.cuda_kernels); bf16 is `--amp` (bfloat16 autocast); fp16 is `--amp fp16` "
+        f"(float16 autocast, a gradient scaler per optimizer); compile is `--compile` "
         f"(torch.compile, mode 'default'). "
         f"Each run is the script's own `main()` and real loop, `--epochs 1 --log-every 1000000000` (no read-back "
         f"while timed), after {s['warmup_steps']} warm-up steps, timed for {s['seconds_per_run']} s with a device "

@@ -57,8 +57,8 @@ def measures(train_log, score_log):
     run's parts), its own measures, and the scores."""
     text = train_log.read_text() if train_log.exists() else ""
     found = {"seconds": sum(int(s) for s in re.findall(r"trained in (\d+) s", text))}
-    if m := re.findall(r"done: (\d+)", text):
-        found["steps"] = int(m[-1])
+    if m := re.findall(r"done: ([\d,]+)", text):
+        found["steps"] = int(m[-1].replace(",", ""))
     found |= own_measures(text)
     for block in SCORE_BLOCK.finditer(score_log.read_text() if score_log.exists() else ""):
         what = block["what"]

@@ -13,6 +13,7 @@ classifier (sampler.py score), as in the results table (8,000 / 2,000). Bad inpu
 
 import argparse
 import gzip
+import signal
 import struct
 import sys
 import zlib
@@ -21,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 FILES = {"images": "images-idx3-ubyte", "labels": "labels-idx1-ubyte"}
+if hasattr(signal, "SIGPIPE"):  # --help piped into `head` ends quietly, as Unix tools do
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
 def read_idx(path):
@@ -53,12 +56,16 @@ def write_idx(path, array):
         f.write(array.tobytes())
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--t10k", required=True, help="folder with MNIST's t10k-images-idx3-ubyte.gz and labels")
     parser.add_argument("--data-root", default="data", help="the scripts' --data-root; writes <data-root>/MNIST/raw/")
     parser.add_argument("--train", type=int, default=8000, help="digits of the training file; the rest are held out")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     folder, raw = Path(args.t10k), Path(args.data_root) / "MNIST" / "raw"
     if not folder.is_dir():
         sys.exit(f"error: --t10k {folder} is not a folder; give the folder that holds MNIST's t10k-*-ubyte.gz files")

@@ -166,16 +166,20 @@ def test_corrupt_gz_file_is_named(script, damage, tmp_path, mnist_root):
 
 @pytest.fixture
 def folder_with_broken_image(tmp_path, image_folder):
-    """The fixture's 24 good PNGs and one PNG of garbage bytes: 25 images."""
+    """The fixture's 24 good PNGs, a file of garbage named .png (no image at all) and a truncated PNG
+    (its header reads, its pixels do not): 25 images that can be counted, 24 that can be read."""
     folder = tmp_path / "images"
     shutil.copytree(image_folder, folder)
-    broken = folder / "class0" / "broken.png"
-    broken.write_bytes(b"\x89PNG but then garbage" * 20)
-    return folder, broken
+    garbage = folder / "class0" / "broken.png"
+    garbage.write_bytes(b"\x89PNG but then garbage" * 20)
+    truncated = folder / "class1" / "truncated.png"
+    data = (folder / "class1" / "1.png").read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    return folder, garbage, truncated
 
 
 def folder_flags(folder, out, workers):
-    # --batch-size 25: the one step reads all 25 images, so the broken one is always met
+    # --batch-size 25: the one step reads all 25 images, so the truncated one is always met
     return [
         "--dataset",
         "folder",
@@ -198,16 +202,18 @@ def folder_flags(folder, out, workers):
     ]
 
 
-def test_broken_image_is_skipped_with_a_warning(tmp_path, folder_with_broken_image, capsys):
-    folder, broken = folder_with_broken_image
+def test_broken_images_are_skipped_with_a_warning_and_not_counted(tmp_path, folder_with_broken_image, capsys):
+    folder, garbage, truncated = folder_with_broken_image
     out = dcgan.main(folder_flags(folder, tmp_path / "run", workers=0))
-    err = capsys.readouterr().err
-    assert f"warning: skipping unreadable image {broken}" in err
+    captured = capsys.readouterr()
+    assert f"warning: skipping unreadable image {garbage}" in captured.err  # when the folder is read
+    assert "dcgan: 25 folder images" in captured.out  # the garbage file is not counted as an image
+    assert f"warning: skipping unreadable image {truncated}" in captured.err  # when its pixels are
     assert (out / "checkpoints" / "last.pt").is_file() and (out / "samples" / "epoch_001.png").is_file()
 
 
 def test_broken_image_with_worker_processes(tmp_path, folder_with_broken_image):
-    folder, broken = folder_with_broken_image
+    folder, _, truncated = folder_with_broken_image
     proc = subprocess.run(
         [sys.executable, str(ROOT / "dcgan.py"), *folder_flags(folder, tmp_path / "run", workers=2)],
         cwd=tmp_path,
@@ -217,7 +223,7 @@ def test_broken_image_with_worker_processes(tmp_path, folder_with_broken_image):
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
-    assert f"skipping unreadable image {broken}" in proc.stderr  # the worker's warning reaches the user
+    assert f"skipping unreadable image {truncated}" in proc.stderr  # the worker's warning reaches the user
     assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
 
 

@@ -1,4 +1,4 @@
-"""The training scripts on a CUDA GPU: each trains in fp32, with --amp (bf16) and with --compile,
+"""The training scripts on a CUDA GPU: each trains in fp32, with --amp (bf16), --amp fp16 and --compile,
 with no host sync inside a log window; a run resumed on CUDA equals the uninterrupted one; a CUDA
 checkpoint samples (and resumes) on a machine without a GPU; and dcgan, wgan_gp and cyclegan run
 under `torchrun --nproc_per_node 1`, on NCCL.
@@ -65,7 +65,7 @@ RUNS = {
         ["--train-range", "train:0:320", "--eval-range", "test:0:64", "--batch-size", "4", "--classifier-steps", "5"],
     ),
 }
-MODES = {"fp32": [], "amp": ["--amp"], "compile": ["--compile"]}
+MODES = {"fp32": [], "amp": ["--amp"], "fp16": ["--amp", "fp16"], "compile": ["--compile"]}
 
 
 @pytest.fixture(scope="session")
@@ -184,17 +184,16 @@ def test_trains_with_no_host_sync_in_a_log_window(name, mode, data, tmp_path, mo
 def deterministic_resume(name, mnist_root, cifar_root, out):
     """Run in a process of its own (test_resume_on_cuda_equals_the_uninterrupted_run): --steps 4
     straight, and --steps 4 interrupted after step 2 (a KeyboardInterrupt, the scripts' Ctrl-C
-    path, which saves last.pt) then resumed, with torch.use_deterministic_algorithms (warn_only,
-    so that an op with no deterministic CUDA kernel warns instead of failing: its name is
-    returned). What is compared: every weight, buffer and optimizer state, and losses.csv."""
+    path, which saves last.pt) then resumed, all with --deterministic (whose
+    torch.use_deterministic_algorithms warns where an op has no deterministic CUDA kernel: its name
+    is returned). What is compared: every weight, buffer and optimizer state, and losses.csv."""
     import torchvision.datasets.cifar
 
-    torch.use_deterministic_algorithms(True, warn_only=True)
     torchvision.datasets.cifar.check_integrity = gpu_check.file_exists
     data, out = {"mnist": Path(mnist_root), "cifar10": Path(cifar_root)}, Path(out)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        straight = train(name, data, out / "straight", "--steps", "4", "--log-every", "1")
+        straight = train(name, data, out / "straight", "--steps", "4", "--log-every", "1", "--deterministic")
         add = utils.TrainingLog.add
 
         def interrupted_after_step_2(self, metrics, step, epoch):
@@ -205,7 +204,7 @@ def deterministic_resume(name, mnist_root, cifar_root, out):
         utils.TrainingLog.add = interrupted_after_step_2
         interrupted = None
         try:
-            train(name, data, out / "split", "--steps", "4", "--log-every", "1")
+            train(name, data, out / "split", "--steps", "4", "--log-every", "1", "--deterministic")
         except SystemExit as exc:  # the Ctrl-C path: a saved stop, exit status 130
             interrupted = exc.code
         finally:
@@ -249,11 +248,10 @@ def flat_tensors(tree, prefix=""):
 
 @pytest.mark.parametrize("name", list(RUNS))
 def test_resume_on_cuda_equals_the_uninterrupted_run(name, data, tmp_path):
-    """What "equal" means on CUDA. With torch.use_deterministic_algorithms(True) and
-    CUBLAS_WORKSPACE_CONFIG=:4096:8 (set before CUDA starts, hence a process of its own), cuBLAS
-    and cuDNN take deterministic kernels (cudnn.benchmark, which the scripts turn on, then picks
-    among deterministic algorithms only, and once per process: the straight and the resumed run
-    share the choice), so the resumed run must equal the uninterrupted one bit for bit: every
+    """What "equal" means on CUDA. With --deterministic (torch.use_deterministic_algorithms, cuDNN's
+    autotuner off, CUBLAS_WORKSPACE_CONFIG=:4096:8, set here before CUDA starts, hence a process of
+    its own), cuBLAS and cuDNN take deterministic kernels, so the resumed run must equal the
+    uninterrupted one bit for bit: every
     weight, buffer and optimizer state, and losses.csv. Where a script uses an op that has no
     deterministic CUDA kernel (PyTorch warns, and the test names it), atomics may round
     differently in any two runs, resumed or not; then the weights must agree to 1e-5 in relative

@@ -151,7 +151,7 @@ def test_no_range_flags_train_on_the_whole_training_file_and_hold_out_the_whole_
     out = tmp_path / "whole"
     cyclegan.main(["--data-root", str(mnist_root), "--out", str(out), *TINY, "--steps", "1"])  # 320 train, 64 test
     printed = capsys.readouterr().out
-    assert "cyclegan: mnist the whole training file: 160 grey / 160 coloured, 32x32" in printed
+    assert "cyclegan: mnist (the whole training file): 160 grey / 160 coloured, 32x32" in printed
     assert "held-out scores after 1 steps on mnist the whole test file (halves: A grey, B coloured)" in printed
     (row,) = losses(out)
     assert row["step"] == "1" and float(row["cycle"]) > 0

@@ -33,13 +33,13 @@ def run(tmp_path, mnist_root, *flags):
     return out
 
 
-def test_resume_takes_a_run_folder_and_says_which_checkpoint(tmp_path, mnist_root, capsys):
+def test_resume_takes_a_run_folder_and_says_which_checkpoint_and_step_first(tmp_path, mnist_root, capsys):
     out = run(tmp_path, mnist_root, "--steps", "1")
+    capsys.readouterr()
     for folder, steps in ((out, "2"), (out / "checkpoints", "3")):
         dcgan.main(["--resume", str(folder), "--steps", steps])
-        assert f"--resume {folder} is a folder: using its last checkpoint, {out / 'checkpoints' / 'last.pt'}" in (
-            capsys.readouterr().err
-        )
+        first_line = capsys.readouterr().out.splitlines()[0]
+        assert first_line == f"resuming {out / 'checkpoints' / 'last.pt'}: from step {int(steps) - 1}, epoch 1"
         assert utils.load_checkpoint(out / "checkpoints" / "last.pt")["step"] == int(steps)
     with pytest.raises(SystemExit, match="is a folder with no last.pt or checkpoints/last.pt"):
         dcgan.main(["--resume", str(tmp_path)])
@@ -60,9 +60,7 @@ def test_compile_says_at_once_that_the_first_steps_are_slow(capsys):
 
 
 def new_log(tmp_path, **options):
-    return utils.TrainingLog(
-        tmp_path, ["loss"], every=1000, images_per_step=1, step=0, resumed=False, status="", **options
-    )
+    return utils.TrainingLog(tmp_path, ["loss"], {"log_every": 1000}, images_per_step=1, step=0, status="", **options)
 
 
 def test_bar_starts_with_the_first_step_and_warnings_take_lines_of_their_own(tmp_path, capsys):
@@ -78,16 +76,17 @@ def test_bar_starts_with_the_first_step_and_warnings_take_lines_of_their_own(tmp
     log.close()
 
 
-def test_a_cpu_run_that_would_take_hours_says_so_with_the_recipe(tmp_path, capsys):
+def test_a_cpu_run_that_would_take_hours_says_so_with_the_recipe_after_the_warm_up(tmp_path, capsys):
     log = new_log(tmp_path, total_steps=100_000, cpu_recipe="docs/x.md measured `python x.py --small`")
-    log.add(torch.ones(1), 1, 0)  # too soon to judge the speed
-    log.started -= 4  # as if the first steps had taken 4 s
-    log.add(torch.ones(1), 2, 0)
-    log.started -= 4
-    log.add(torch.ones(1), 3, 0)  # said once only
+    log.add(torch.ones(1), 1, 0)  # the first step, slow as first steps are: not counted
+    log.add(torch.ones(1), 2, 0)  # too soon to judge the speed
+    log.warm = (log.warm[0], log.warm[1] - 4)  # as if the steps after the first had taken 4 s
+    log.add(torch.ones(1), 3, 0)
+    log.warm = (log.warm[0], log.warm[1] - 4)
+    log.add(torch.ones(1), 4, 0)  # said once only
     err = capsys.readouterr().err
-    assert err.count("warning: on this CPU the run's 100,000 steps take about") == 1
-    assert "hours at the speed of its first 2 steps; for a CPU, docs/x.md measured `python x.py --small`" in err
+    assert err.count("warning: on this CPU the run's 100,000 steps take about 56 hours") == 1  # 2 steps in 4 s
+    assert "at the speed of its steps so far; for a CPU, docs/x.md measured `python x.py --small`" in err
     log.close()
 
 
