@@ -17,7 +17,7 @@ measure beside it: 1-nearest-neighbour accuracy in feature space (97.39% on MNIS
 
 Run:
   python bigan.py --epochs 100                                  # MNIST, probe on its test set
-  python bigan.py --train-range test:0:8000 --eval-range test:8000:10000   # only MNIST's test file at hand
+  python bigan.py --epochs 150                                  # only MNIST's test file, split (docs/running.md)
   python bigan.py --dataset fashion-mnist
   python bigan.py --eval-probe --ckpt runs/bigan/<name>/checkpoints/last.pt
   python sampler.py reconstruct --ckpt runs/bigan/<name>/checkpoints/last.pt

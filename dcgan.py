@@ -333,8 +333,8 @@ def build_parser():
     data.add_argument(
         "--train-range",
         type=utils.data_range,
-        help="with mnist/fashion-mnist: the images trained on, e.g. test:0:8000 so that test:8000:10000 "
-        "stays held out for sampler.py score (default: the whole training file)",
+        help="with mnist/fashion-mnist: the images trained on, e.g. train:0:50000 so that train:50000:60000 "
+        "stays held out for sampler.py score --images (default: the whole training file)",
     )
     data.add_argument("--image-folder", help="with --dataset folder: a folder of images (class subfolders optional)")
     data.add_argument(

@@ -16,8 +16,8 @@ Run:
   python gan_maxout.py --epochs 250                            # paper protocol (needs MNIST train)
   python gan_maxout.py --dataset fashion-mnist --epochs 100
   python gan_maxout.py --eval-parzen --ckpt runs/gan_maxout/<name>/checkpoints/last.pt
-  python gan_maxout.py --train-range test:0:7000 --valid-range test:7000:8000 \\
-                       --test-range test:8000:10000            # only MNIST's test file at hand
+  python gan_maxout.py --train-range train:0:7000 --valid-range train:7000:8000 \\
+                       --test-range test:0:2000                # only MNIST's test file, split (docs/running.md)
 
 Writes, under runs/gan_maxout/<dataset>-<time>/ (or --out): samples/epoch_XXX.png from a
 fixed noise batch, progress.gif, losses.csv and losses.png (D and G losses, D(x) and D(G(z)),

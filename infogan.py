@@ -23,7 +23,7 @@ D: conv 64 -> conv 128 -> FC 1024 -> FC 1, and Q: FC 128 -> the codes, on D's FC
 
 Run:
   python infogan.py --epochs 11                        # MNIST (the authors' 5,000 steps of 128)
-  python infogan.py --train-range test:0:8000 --eval-range test:8000:10000   # only MNIST's test file at hand
+  python infogan.py --epochs 25                       # only MNIST's test file, split (docs/running.md)
   python infogan.py --dataset fashion-mnist --supervised 100
   python infogan.py --eval-accuracy --ckpt runs/infogan/<name>/checkpoints/last.pt
   python sampler.py --ckpt runs/infogan/<name>/checkpoints/last.pt

@@ -466,7 +466,7 @@ def score(
     KID; weights fetched on first use or --inception-weights FILE / $INCEPTION_WEIGHTS).
     n samples are compared with --real (default: the checkpoint's training images; or a data
     range train|test:START:STOP, a folder, an .npz); --images scores those images in place of
-    samples (e.g. --images test:8000:10000, real held-out images, for a reference). A translation
+    samples (e.g. --images test:0:2000, real held-out images, for a reference). A translation
     model (cyclegan) scores its held-out images translated each way against the other domain.
     A run trained with --ema is scored by its average of G's weights (G_ema); --raw scores G itself.
     --ckpt a folder of checkpoints (a run's checkpoints/): each is scored, and scores.csv and

@@ -913,7 +913,7 @@ class Check:
         speed_cap = min(self.args.cap_speed, self.left() - self.reserve("speed"))
         speed_deadline_unix = time.time() + speed_cap
         if self.wanted("speed"):
-            runs = [(c, m) for m in ("fp32", "bf16") for c in self.configs()]  # eager first: the whole table
+            runs = [(c, m) for m in ("fp32", "bf16", "fp16") for c in self.configs()]  # eager first: the whole table
             runs += [(c, m) for m in ("compile", "compile+bf16") for c in self.configs()]
             for config, mode in runs:
                 job_id = f"{config['id']}|{mode}"
@@ -1346,7 +1346,7 @@ def findings(report):
         base = rows.get((config, "fp32"))
         if not base or not base.get("images_per_s"):
             continue
-        for mode in ("bf16", "compile", "compile+bf16"):
+        for mode in ("bf16", "fp16", "compile", "compile+bf16"):
             row = rows.get((config, mode))
             if row and row.get("images_per_s"):
                 gain = row["images_per_s"] / base["images_per_s"]

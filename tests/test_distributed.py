@@ -27,8 +27,21 @@ import utils
 import wgan_gp
 
 WORLD = 2
-RUNS = {  # script -> flags for a few steps on the tests' 320/64 synthetic digits
-    "dcgan": ["--batch-size", "64", "--log-every", "4", "--sample-size", "4", "--epochs", "2", "--save-every", "1"],
+# script -> flags for a few steps on the tests' 320/64 synthetic digits; the epoch snapshots complete, to resume from
+RUNS = {
+    "dcgan": [
+        "--batch-size",
+        "64",
+        "--log-every",
+        "4",
+        "--sample-size",
+        "4",
+        "--epochs",
+        "2",
+        "--save-every",
+        "1",
+        "--full-snapshots",
+    ],
     "wgan_gp": [
         "--batch-size",
         "32",
@@ -44,6 +57,7 @@ RUNS = {  # script -> flags for a few steps on the tests' 320/64 synthetic digit
         "100",
         "--save-every",
         "1",
+        "--full-snapshots",
     ],
     "cyclegan": [
         "--ngf",
@@ -70,6 +84,7 @@ RUNS = {  # script -> flags for a few steps on the tests' 320/64 synthetic digit
         "1",
         "--save-every",
         "1",
+        "--full-snapshots",
     ],
 }
 
