@@ -33,10 +33,10 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 def commands(text):
     """The `python X.py ...` commands of a page's code blocks or a docstring's indented lines, each
     as its words (continuation lines joined, comments dropped)."""
-    text = text.replace("\\\n", " ")
+    text = re.sub(r"\\\n\s*", " ", text)
     found = []
     for line in text.splitlines():
-        line = line.strip()
+        line = re.split(r"\s{3,}(?=[A-Za-z])", line.strip())[0]  # a docstring's description after a gap: not flags
         if not re.match(r"(python3?|torchrun .*?) \S+\.py( |$)", line):
             continue
         words = shlex.split(line, comments=True)
