@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import ROOT
@@ -90,32 +91,30 @@ def executed(tmp_path_factory, mnist_root):
     spec.mkdir(parents=True)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": KERNEL, "language": "python"}))
-    results = {}
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("JUPYTER_PATH", str(kernels))
-        env.setenv("JUPYTER_RUNTIME_DIR", str(kernels / "runtime"))  # the kernels' connection files
-        env.setenv("IPYTHONDIR", str(kernels / "ipython"))  # and IPython's profile: nothing written in $HOME
-        env.setenv("GAN_NOTEBOOK_STEPS", "2")
-        env.setenv("GAN_NOTEBOOK_BATCH_SIZE", "8")
-        env.setenv("OMP_NUM_THREADS", "1")
-        env.delenv("MPLBACKEND", raising=False)  # the kernel's own, inline
-        env.delenv("PYTHONPATH", raising=False)  # the notebook needs nothing of the repository
-        for script in SCRIPTS:
-            env.setenv("GAN_NOTEBOOK_DATA", "auto" if script == "dcgan" else "synthetic")
-            env.setenv("GAN_NOTEBOOK_DATA_ROOT", str(mnist_root))
-            nb = nbformat.read(ROOT / "notebooks" / f"{script}.ipynb", as_version=4)
-            nb.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.executable)"))
-            folder = tmp_path_factory.mktemp(f"run_{script}")
-            client = nbclient.NotebookClient(
-                nb, kernel_name=KERNEL, timeout=300, resources={"metadata": {"path": str(folder)}}
-            )
-            start = time.perf_counter()
-            try:
-                client.execute()
-                results[script] = nb, time.perf_counter() - start
-            except Exception as error:  # a cell raised: the test for that script shows it
-                results[script] = error, time.perf_counter() - start
-    return results
+    env = dict(os.environ, JUPYTER_PATH=str(kernels), JUPYTER_RUNTIME_DIR=str(kernels / "runtime"),
+               IPYTHONDIR=str(kernels / "ipython"), GAN_NOTEBOOK_STEPS="2", GAN_NOTEBOOK_BATCH_SIZE="8",
+               OMP_NUM_THREADS="1", GAN_NOTEBOOK_DATA_ROOT=str(mnist_root))  # fmt: skip
+    for name in ("MPLBACKEND", "PYTHONPATH"):  # the kernel's own backend, inline; nothing of the repository
+        env.pop(name, None)
+
+    def run(script):
+        nb = nbformat.read(ROOT / "notebooks" / f"{script}.ipynb", as_version=4)
+        nb.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.executable)"))
+        folder = tmp_path_factory.mktemp(f"run_{script}")
+        client = nbclient.NotebookClient(
+            nb, kernel_name=KERNEL, timeout=300, resources={"metadata": {"path": str(folder)}}
+        )
+        start = time.perf_counter()
+        try:  # the kernel's environment: the one above, with the data this notebook reads
+            client.execute(env={**env, "GAN_NOTEBOOK_DATA": "auto" if script == "dcgan" else "synthetic"})
+            return nb, time.perf_counter() - start
+        except Exception as error:  # a cell raised: the test for that script shows it
+            return error, time.perf_counter() - start
+
+    with pytest.MonkeyPatch.context() as patch, ThreadPoolExecutor(2) as pool:  # two kernels at a time
+        patch.setenv("JUPYTER_PATH", str(kernels))  # where the client finds the kernel spec
+        patch.setenv("JUPYTER_RUNTIME_DIR", str(kernels / "runtime"))  # the kernels' connection files
+        return dict(zip(SCRIPTS, pool.map(run, SCRIPTS)))
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
