@@ -79,7 +79,9 @@ def collect(out):
     rows = {}
     for log in sorted(out.glob("*-seed*.train.log")):
         name, seed = re.fullmatch(r"(.*)-seed(\d+)\.train\.log", log.name).groups()
-        rows.setdefault(name, {})[int(seed)] = measures(log, log.with_name(f"{name}-seed{seed}.score.log"))
+        score_log = log.with_name(f"{name}-seed{seed}.score.log")
+        if score_log.exists():  # a run still training has none yet
+            rows.setdefault(name, {})[int(seed)] = measures(log, score_log)
     return rows
 
 
