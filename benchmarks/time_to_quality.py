@@ -386,30 +386,36 @@ def seconds_to_reach(seconds, fids, target):
     return None
 
 
-def plot(csv_paths, out, target_from):
+def plot(csv_paths, out, target_from, labels=None):
+    """One PNG: each run's classifier FID against training seconds (G itself dashed, beside its average), the
+    target (--target-from's FID at its last mark) as a dotted line; `labels` name the runs in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator, ScalarFormatter
 
     runs = [read_csv(p) for p in csv_paths]
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for run in runs:
-        (line,) = ax.plot(run["seconds"], run["fid"], marker="o", linewidth=1.5, label=run["label"])
+    target = read_csv(target_from)["fid"][-1]
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for run, label in zip(runs, labels or [run["label"] for run in runs]):
+        (line,) = ax.plot(run["seconds"], run["fid"], marker="o", linewidth=1.5, label=label)
         if run["raw_fid"]:
             ax.plot(run["seconds"], run["raw_fid"], "--", marker=".", color=line.get_color(), linewidth=1,
-                    label=f"{run['label']} (G itself)")  # fmt: skip
-    ax.set(xlabel="training seconds", ylabel="classifier FID", yscale="log", title="classifier FID against time")
+                    label=f"{label}: G itself")  # fmt: skip
+    ax.axhline(target, color="grey", linestyle=":", linewidth=1)
+    ax.set(xlabel="seconds of training", ylabel="classifier FID (log scale)", yscale="log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    ax.yaxis.set_major_formatter(ScalarFormatter())
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
     fig.tight_layout()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=90)
     plt.close(fig)
     print(f"wrote {out}")
 
     target_run = read_csv(target_from)
-    target = target_run["fid"][-1]
     last = target_run["seconds"][-1]
     print(f"target: {target_run['label']}, classifier FID {target:.3f} at its last mark ({last:.1f} s of training)")
     for path, run in zip(csv_paths, runs):
@@ -458,6 +464,7 @@ def parse_args(argv):
     p.add_argument("--reference", help="the peer: a checkpoint of our dcgan on the same data (its real images)")
     p.add_argument("--label", help="the runs' label in quality.csv (default: the script and its flags)")
     p.add_argument("--target-from", help="--plot: the CSV whose FID at its last mark is the target (default: first)")
+    p.add_argument("--labels", help="--plot: the runs' names in the legend, separated by ';' (default: their labels)")
     args = p.parse_args(own)
     if flags and not args.script:
         p.error("flags after -- are for --script's main()")
@@ -471,7 +478,7 @@ def parse_args(argv):
 def main(argv=None):
     args, flags = parse_args(sys.argv[1:] if argv is None else argv)
     if args.plot:
-        plot(args.plot, args.out, args.target_from or args.plot[0])
+        plot(args.plot, args.out, args.target_from or args.plot[0], args.labels and args.labels.split(";"))
         return
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for any process started from here
     torch.set_num_threads(args.threads)
