@@ -63,7 +63,7 @@ HPARAMS = dict(
     epochs=400,  # 200 at a constant learning rate, then 200 as it decays
     decay_epochs=None,  # epochs at the end over which the learning rate decays; None: the second half of the run
     lr_decay="exponential",  # geometrically, epoch by epoch, to 1% of lr in the last; "linear": step by step to 0
-    ema=0.0,  # not in the paper: sample from an average of G's weights with this decay (0: from G itself)
+    ema=0.0,  # not in the paper: sample from an average of G's weights with this decay; measured no better here
 )
 VALUE_RANGE = (0.0, 1.0)  # G ends in a sigmoid, as the authors' code: images in [0, 1]
 PROBE_LAYERS = ("code", "hidden")  # E's output E(x), and its last hidden layer (before the final linear map)

@@ -55,7 +55,7 @@ HPARAMS = dict(
     momentum_end=0.7,  # momentum from epoch momentum_saturate on, reached linearly
     momentum_saturate=250,
     epochs=250,  # not in the paper: its code ran until stopped; momentum saturates at 250
-    ema=0.0,  # not in the paper: sample from an average of G's weights with this decay (0: from G itself)
+    ema=0.0,  # not in the paper: sample from an average of G's weights with this decay; measured no better here
 )
 VALUE_RANGE = (0.0, 1.0)  # pixels are intensities in [0, 1] (Pylearn2 divides by 255), G ends in a sigmoid
 

@@ -66,7 +66,7 @@ HPARAMS = dict(
     cont_loss="gaussian",  # Gaussian NLL with std 1, summed over codes; "mse" as many replications
     leak=0.01,  # D's leaky ReLU slope: the authors' code's (custom_ops.leaky_rectify); the paper's Table 1 says 0.1
     epochs=11,  # the authors' 50 "epochs" of 100 steps: 5,000 steps of 128, about 11 passes over 60,000
-    ema=0.0,  # not in the paper: sample from an average of G's weights with this decay (0: from G itself)
+    ema=0.999,  # not in the paper: sample from an average of G's weights (0: from G itself); measured better here
 )
 VALUE_RANGE = (0.0, 1.0)  # the authors model pixels as Bernoulli means: G ends in a sigmoid, data in [0, 1]
 TRAVERSE = (-2.0, 2.0, 10)  # a continuous code swept from -2 to 2 in 10 columns: beyond its prior's [-1, 1]

@@ -58,7 +58,7 @@ HPARAMS = dict(
     beta2=0.9,  # Adam's beta2 in both
     critic_norm="none",  # no normalisation in the critic; "layer" is the paper's suggestion in place of batch norm
     init="tflib",  # the authors' initialisation (tflib_init); "pytorch": PyTorch's layer defaults
-    ema=0.0,  # not in the paper: sample from an average of G's weights with this decay (0: from G itself)
+    ema=0.0,  # not in the paper: sample from an average of G's weights with this decay; measured no better here
 )
 # Each experiment's own values, from the authors' script for it; a flag left unset takes these.
 PRESETS = {

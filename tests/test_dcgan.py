@@ -253,5 +253,7 @@ def test_ema_is_checkpointed_resumes_exactly_and_is_what_the_sampler_draws(tmp_p
     z = averaged.noise(4, 0)
     assert not torch.equal(averaged(z), raw(z))
     assert all(torch.equal(averaged.G.state_dict()[k], a["G_ema"][k]) for k in a["G_ema"])
-    without = run(tmp_path, mnist_root, "--steps", "1", name="without")
+    default = run(tmp_path, mnist_root, "--steps", "1", name="default")
+    assert set(utils.load_checkpoint(default / "checkpoints" / "last.pt")["models"]) == {"G", "D", "G_ema"}  # on
+    without = run(tmp_path, mnist_root, "--steps", "1", "--ema", "0", name="without")
     assert set(utils.load_checkpoint(without / "checkpoints" / "last.pt")["models"]) == {"G", "D"}  # --ema 0: off

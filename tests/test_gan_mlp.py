@@ -64,7 +64,7 @@ def test_one_step_mnist_grid_and_checkpoint(tmp_path, mnist_root, capsys):
     assert "modes_covered" not in losses(out)[0]
     ckpt = utils.load_checkpoint(out / "checkpoints" / "last.pt", "gan_mlp")
     assert ckpt["step"] == 1 and ckpt["cfg"]["image_size"] == 28
-    assert set(ckpt["models"]) == {"G", "D"} and set(ckpt["optimizers"]) == {"G", "D"}
+    assert set(ckpt["models"]) == {"G", "D", "G_ema"} and set(ckpt["optimizers"]) == {"G", "D"}  # --ema 0.999 default
     G = gan_mlp.build_generator(ckpt["cfg"])
     G.load_state_dict(ckpt["models"]["G"])
     images = G.eval()(gan_mlp.sample_noise(ckpt["cfg"], 3))
