@@ -352,7 +352,7 @@ PLOTS = {"D_A and D_B": ["d_a", "d_b"], "G and F": ["g_gan", "cycle", "identity"
 # said when a run on a CPU would take hours: the shorter run its docs page measured
 CPU_RECIPE = (
     "docs/cyclegan.md measured `python cyclegan.py --ngf 16 --ndf 32 --batch-size 8 --epochs 6 --decay-epochs 3`: "
-    "37 min, 96% of digits kept"
+    "13 to 15 min, 96% of digits kept"
 )
 TRANSLATIONS = {"a2b": "G", "b2a": "F"}  # the sampler's translate: direction -> network in the checkpoint
 

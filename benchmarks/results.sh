@@ -65,20 +65,20 @@ row() {
     score "$name" "$seed" "$held_out"
 }
 
-# montage DATA: docs/results_DATA.png, one row per script's last checkpoint: 10 samples from seed 0
-# (cyclegan: 10 held-out grey digits translated, G(a)), grey shown as RGB
+# montage DATA SEED: docs/results_DATA.png, one row per script's last checkpoint of its run with --seed SEED: 10 samples
+# (noise seed 0; cyclegan: 10 held-out grey digits translated, G(a)), grey shown as RGB
 montage() {
-    "$PY" - "$OUT" "$1" <<'MONTAGE'
+    "$PY" - "$OUT" "$1" "$2" <<'MONTAGE'
 import sys
 from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 sys.path.insert(0, ".")
 import sampler
-out, data = Path(sys.argv[1]), sys.argv[2]
+out, data, seed = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 rows, names = [], []
 for script in ("gan_mlp", "gan_maxout", "dcgan", "wgan_gp", "infogan", "bigan", "cyclegan"):
-    ckpt = out / f"{script}-{data}-seed0" / "checkpoints" / "last.pt"
+    ckpt = out / f"{script}-{data}-seed{seed}" / "checkpoints" / "last.pt"
     if not ckpt.exists():
         continue
     with torch.no_grad():
@@ -101,7 +101,7 @@ for r, (row, name) in enumerate(zip(rows, names)):
         pixels = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
         sheet.paste(Image.fromarray(pixels), (label + c * (size + 2), r * (size + 2)))
 sheet.resize((2 * sheet.width, 2 * sheet.height), Image.NEAREST).save(f"docs/results_{data}.png", optimize=True)
-print(f"docs/results_{data}.png: {', '.join(names)}")
+print(f"docs/results_{data}.png: the seed-{seed} runs of {', '.join(names)}")
 MONTAGE
 }
 
@@ -152,8 +152,8 @@ for seed in ${SEEDS:-0}; do  # every row of a seed before the next seed
     cyclegan-fashion) row "$name" "$seed" - cyclegan.py --dataset fashion-mnist --ngf 16 --ndf 32 --batch-size 8 \
                           --epochs 1 --decay-epochs 1 ;;
     split)            ;;  # made above
-    montage-mnist)    montage mnist ;;
-    montage-fashion)  montage fashion ;;
+    montage-mnist)    montage mnist "$seed" ;;
+    montage-fashion)  montage fashion "$seed" ;;
     *) echo "unknown row $name" >&2; exit 2 ;;
     esac
   done

@@ -115,8 +115,8 @@ def test_score_one_checkpoint(dcgan_run, capsys):
     assert (
         "classes covered" in printed
         and (
-            "300 samples of G vs mnist train[250:] (50 images, the training images the score classifier never "
-            "learned from)"
+            "300 samples of G_ema, the average of G vs mnist train[250:] (50 images, the training images the score "
+            "classifier never learned from)"
         )
         in printed
     )  # the last 1/6
